@@ -1,0 +1,25 @@
+"""What every command shares: user mistakes end in one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad path, bad option, wrong data); the message says how."""
+
+
+EXIT_USER_ERROR = 2
+
+
+def run_main(main: Callable[[], int | None]) -> int:
+    """Run a command's body; a `UserError` becomes `error: ...` on stderr and exit code 2."""
+    try:
+        return int(main() or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130

@@ -1,0 +1,221 @@
+"""The HDF5 data format: one token stream per split, cut into shards, plus a manifest.
+
+Windows are not stored: window i of a split is `stream[i : i + window]` and its target is
+`stream[i + window]`, where `stream` is the split's tokens in corpus order. Each shard stores
+its part of the stream in `/tokens` and, in `/context`, the up-to-`window` tokens that precede
+it, so a shard alone yields all windows whose target it holds, and shards written by different
+MPI ranks join into exactly the stream one process would write.
+
+Shard file `{split}-{rank:03d}-{part:05d}.h5`:
+    /tokens   uint16 (uint32 if n_words > 65535), 1-D, chunked (65536,), no compression
+    /context  same dtype, 0..window tokens
+    attrs     schema_version, split, window, vocab_hash, n_tokens, n_windows
+`manifest.json` lists every shard in stream order with its counts and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hpc_rnn import atomic
+from hpc_rnn.cli import UserError
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+SPLITS = ("train", "val")
+CHUNK_TOKENS = 1 << 16
+
+
+class DataFormatError(UserError):
+    """The data directory is not a complete, consistent set of shards; the message says why."""
+
+
+def token_dtype(n_words: int) -> np.dtype:
+    return np.dtype(np.uint16) if n_words <= 1 << 16 else np.dtype(np.uint32)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    file: str
+    split: str
+    n_tokens: int
+    n_windows: int
+    sha256: str
+
+
+def windows_in(n_context: int, n_tokens: int, window: int) -> int:
+    """How many (window, target) pairs a shard holds: one per token that has `window` before it."""
+    return max(0, n_context + n_tokens - window) if n_context < window else n_tokens
+
+
+class SplitWriter:
+    """Writes one rank's part of one split's token stream into shards of `shard_tokens`.
+
+    The first shard's context (the tokens of earlier ranks) is only known once every rank has
+    finished, so it is filled in by `finish()`; later shards get theirs as they are written.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        split: str,
+        rank: int,
+        *,
+        window: int,
+        n_words: int,
+        vocab_hash: str,
+        shard_tokens: int,
+    ) -> None:
+        self.directory = Path(directory)
+        self.split = split
+        self.rank = rank
+        self.window = window
+        self.dtype = token_dtype(n_words)
+        self.vocab_hash = vocab_hash
+        self.shard_tokens = max(shard_tokens, window)
+        self._buf: list[np.ndarray] = []
+        self._buffered = 0
+        self._files: list[Path] = []
+        self._tail = np.zeros(0, self.dtype)  # last `window` tokens written by this rank
+
+    @property
+    def tail(self) -> np.ndarray:
+        """The last `window` tokens of this rank's stream (fewer if it is shorter)."""
+        pending = np.concatenate([self._tail, *self._buf]) if self._buf else self._tail
+        return pending[-self.window :].copy()
+
+    def add(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        self._buf.append(np.asarray(ids, dtype=self.dtype))
+        self._buffered += len(ids)
+        while self._buffered >= self.shard_tokens:
+            stream = np.concatenate(self._buf)
+            self._write(stream[: self.shard_tokens])
+            rest = stream[self.shard_tokens :]
+            self._buf = [rest] if len(rest) else []
+            self._buffered = len(rest)
+
+    def _write(self, tokens: np.ndarray) -> None:
+        path = self.directory / f"{self.split}-{self.rank:03d}-{len(self._files):05d}.h5"
+        # The first shard's context comes from earlier ranks; see finish().
+        context = self._tail if self._files else np.zeros(0, self.dtype)
+        with h5py.File(path, "w") as f:
+            f.create_dataset(
+                "tokens",
+                data=tokens,
+                chunks=(min(len(tokens), CHUNK_TOKENS),) if len(tokens) else None,
+            )
+            f.create_dataset("context", data=context, maxshape=(self.window,))
+            f.attrs.update(
+                schema_version=SCHEMA_VERSION,
+                split=self.split,
+                window=self.window,
+                vocab_hash=self.vocab_hash,
+                n_tokens=len(tokens),
+                n_windows=windows_in(len(context), len(tokens), self.window),
+            )
+        self._files.append(path)
+        self._tail = np.concatenate([self._tail, tokens])[-self.window :]
+
+    def finish(self, context: np.ndarray) -> list[ShardInfo]:
+        """Flush the last shard, set the first shard's context, and return the shard list."""
+        if self._buffered:
+            self._write(np.concatenate(self._buf))
+            self._buf, self._buffered = [], 0
+        if self._files:
+            with h5py.File(self._files[0], "a") as f:
+                f["context"].resize((len(context),))
+                f["context"][...] = context.astype(self.dtype)
+                f.attrs["n_windows"] = windows_in(
+                    len(context), int(f.attrs["n_tokens"]), self.window
+                )
+        return [describe(p) for p in self._files]
+
+
+def describe(path: Path) -> ShardInfo:
+    with h5py.File(path, "r") as f:
+        split = str(f.attrs["split"])
+        n_tokens = int(f.attrs["n_tokens"])
+        n_windows = int(f.attrs["n_windows"])
+    return ShardInfo(path.name, split, n_tokens, n_windows, file_sha256(path))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(directory: Path, shards: list[ShardInfo], **meta: object) -> None:
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        **meta,
+        "splits": {
+            s: {
+                "n_tokens": sum(x.n_tokens for x in shards if x.split == s),
+                "n_windows": sum(x.n_windows for x in shards if x.split == s),
+            }
+            for s in SPLITS
+        },
+        "shards": [asdict(x) for x in shards],
+    }
+    atomic.write_json(directory / MANIFEST_FILE, doc)
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise DataFormatError(
+            f"{directory} has no {MANIFEST_FILE}: run `python -m hpc_rnn.preprocess CORPUS --out {directory}`"
+        )
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise DataFormatError(
+            f"{path}: schema version {doc.get('schema_version')}, this code reads {SCHEMA_VERSION}: "
+            "preprocess the corpus again"
+        )
+    return doc
+
+
+def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True) -> np.ndarray:
+    """The split's whole token stream, joined from its shards (2 or 4 bytes per token in RAM).
+
+    Checks each shard's checksum (with `verify`) and that each shard's context is the tail of the
+    stream before it, so a missing, reordered or corrupt shard is an error, not silent bad data.
+    """
+    directory = Path(directory)
+    doc = read_manifest(directory)
+    window = int(doc["window"])
+    parts: list[np.ndarray] = []
+    stream_tail = np.zeros(0, np.int64)
+    for info in (ShardInfo(**s) for s in doc["shards"]):
+        if info.split != split:
+            continue
+        path = directory / info.file
+        if not path.is_file():
+            raise DataFormatError(f"shard {path} listed in the manifest is missing")
+        if verify and file_sha256(path) != info.sha256:
+            raise DataFormatError(f"shard {path} does not match its checksum: preprocess again")
+        with h5py.File(path, "r") as f:
+            if f.attrs["vocab_hash"] != doc["vocab_hash"]:
+                raise DataFormatError(f"shard {path} was made with another vocabulary")
+            tokens = f["tokens"][...]
+            context = f["context"][...]
+        if not np.array_equal(context.astype(np.int64), stream_tail[-window:]):
+            raise DataFormatError(f"shard {path} does not continue the shard before it")
+        parts.append(tokens)
+        stream_tail = np.concatenate([stream_tail, tokens.astype(np.int64)])[-window:]
+    if not parts:
+        return np.zeros(0, token_dtype(int(doc["n_words"])))
+    return np.concatenate(parts)

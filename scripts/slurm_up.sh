@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# Bring up a single-node Slurm (22.05, Debian 12) for CI, from nothing, idempotently.
+#
+#   scripts/slurm_up.sh            # installs packages if missing, starts everything
+#   eval "$(scripts/slurm_up.sh | tail -n 1)"   # or: . scripts/slurm_env.sh
+#
+# Everything lives under ${HPC_RNN_SLURM_DIR:-/tmp/hpc_rnn_slurm}: munge key and
+# socket, slurm.conf / slurmdbd.conf / gres.conf, state, spool, logs, pid files
+# and the MariaDB datadir (127.0.0.1:${HPC_RNN_SLURM_DB_PORT:-3307}). Daemons are
+# started here in the background (no systemd) and stopped by scripts/slurm_down.sh.
+# Slurm itself uses its default ports 6817 (slurmctld), 6818 (slurmd), 6819 (slurmdbd).
+#
+# Accounting (slurmdbd + MariaDB) is not optional: submitit polls sacct, and
+# without accounting a cancelled job stays UNKNOWN and job.result() can hang.
+#
+# Fake GPUs: the node advertises Gres=gpu:4 (gres.conf: four character devices
+# made with mknod under $HPC_RNN_SLURM_DIR/dev, duplicates of /dev/null), so job
+# scripts asking for --gres=gpu:N or --gpus-per-node=N (N <= 4) are accepted and
+# run with CUDA_VISIBLE_DEVICES set. There are no real GPUs behind them.
+#
+# Last line on success: "export SLURM_CONF=...". Exit codes: 0 ready, 1 a daemon
+# did not come up (reason + log tail printed), 3 cannot even try (not root, apt failed).
+# See docs in /work/shared/notes/slurm-single-node.md for why each setting is here.
+set -euo pipefail
+umask 022
+
+BASE="${HPC_RNN_SLURM_DIR:-/tmp/hpc_rnn_slurm}"
+TIMEOUT="${HPC_RNN_SLURM_TIMEOUT:-60}"
+DB_PORT="${HPC_RNN_SLURM_DB_PORT:-3307}"
+NGPU=4
+CLUSTER=hpc_rnn
+export PATH="$PATH:/usr/sbin:/sbin"
+
+ETC="$BASE/etc" RUN="$BASE/run" LOG="$BASE/log" MUNGE="$BASE/munge"
+DB="$BASE/mysql" DEV="$BASE/dev"
+MUNGE_SOCK="$RUN/munge.socket"
+DB_SOCK="$RUN/mysqld.sock"
+export SLURM_CONF="$ETC/slurm.conf"
+
+say() { echo "slurm_up: $*" >&2; }
+cannot() { echo "slurm_up: cannot start: $*" >&2; exit 3; }
+fail() {  # fail REASON [LOGFILE...]
+    local reason=$1 f
+    shift
+    say "FAILED: $reason"
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        echo "----- tail of $f -----" >&2
+        tail -n 25 "$f" >&2
+    done
+    exit 1
+}
+
+# alive PIDFILE NAME: the pid in PIDFILE runs a process called NAME that is not a zombie.
+alive() {
+    local pid state
+    [ -s "$1" ] || return 1
+    pid=$(tr -dc 0-9 <"$1")
+    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
+    state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# wait_for SECONDS CMD...: retry CMD every 0.2 s until it succeeds or SECONDS pass.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
+
+# write_file PATH MODE: stdin -> PATH if the content changed; returns 0 if it changed.
+write_file() {
+    local tmp="$1.tmp.$$"
+    cat >"$tmp"
+    chmod "$2" "$tmp"
+    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    mv -f "$tmp" "$1"
+}
+
+# ---------------------------------------------------------------- packages
+[ "$(id -u)" -eq 0 ] || cannot "must run as root (installs packages, runs slurmd as root)"
+
+have_all() {
+    local b
+    for b in munged slurmctld slurmd slurmdbd sbatch sacctmgr; do
+        command -v "$b" >/dev/null 2>&1 || return 1
+    done
+    command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 || return 1
+    command -v mariadb-install-db >/dev/null 2>&1 || command -v mysql_install_db >/dev/null 2>&1 || return 1
+}
+if ! have_all; then
+    command -v apt-get >/dev/null 2>&1 || cannot "Slurm packages missing and no apt-get"
+    say "installing munge, Slurm and MariaDB packages"
+    export DEBIAN_FRONTEND=noninteractive
+    mkdir -p "$LOG"
+    apt-get update -qq >"$LOG/apt.log" 2>&1 || { tail -n 5 "$LOG/apt.log" >&2; cannot "apt-get update failed"; }
+    apt-get install -y -qq --no-install-recommends \
+        munge slurm-client slurmctld slurmd slurmdbd mariadb-server >>"$LOG/apt.log" 2>&1 \
+        || { tail -n 5 "$LOG/apt.log" >&2; cannot "apt-get install failed (log: $LOG/apt.log)"; }
+    have_all || cannot "packages installed but a daemon binary is still missing"
+fi
+MARIADBD=$(command -v mariadbd || command -v mysqld)
+INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db)
+DB_CLIENT=$(command -v mariadb || command -v mysql)
+DB_ADMIN=$(command -v mariadb-admin || command -v mysqladmin)
+
+# ---------------------------------------------------------------- layout
+# munged insists that every directory above its socket is enterable by all
+# (755) and that its key/seed/log directory is private (700).
+mkdir -p "$BASE" "$ETC" "$RUN" "$LOG" "$MUNGE" "$DB" "$DEV" "$BASE/state" "$BASE/spool"
+chmod 755 "$BASE" "$ETC" "$RUN" "$LOG" "$DEV"
+chmod 700 "$MUNGE" "$DB"
+
+HOST=$(hostname -s)
+NCPU=$(nproc)
+MEM_MB=$(awk '/^MemTotal:/ {printf "%d", $2 * 0.9 / 1024}' /proc/meminfo)
+
+# Fake GPU devices: slurmd stats every File= in gres.conf and wants a device
+# node; duplicates of /dev/null (char 1:3) do, and task/none never opens them.
+for i in $(seq 0 $((NGPU - 1))); do
+    [ -c "$DEV/nvidia$i" ] || { rm -f "$DEV/nvidia$i"; mknod -m 666 "$DEV/nvidia$i" c 1 3; }
+done
+
+changed=0
+write_file "$ETC/slurm.conf" 644 <<EOF && changed=1
+# Generated by scripts/slurm_up.sh; edits are overwritten.
+ClusterName=$CLUSTER
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+# cred_expire=10: a requeued job waits ~cred_expire+ s (default 120 -> ~150 s PENDING).
+AuthInfo=socket=$MUNGE_SOCK,cred_expire=10
+StateSaveLocation=$BASE/state
+SlurmdSpoolDir=$BASE/spool
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1,sched_interval=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+# pgid: with linuxproc, background children of a finished batch script escaped.
+ProctrackType=proctrack/pgid
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+MpiDefault=none
+MailProg=/bin/true
+ReturnToService=2
+KillWait=5
+OverTimeLimit=0
+InactiveLimit=0
+MinJobAge=300
+JobRequeue=1
+# Accounting through slurmdbd: submitit reads job states with sacct.
+# slurmctld->slurmdbd auth ignores AuthInfo=socket=, hence AccountingStoragePass.
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6819
+AccountingStoragePass=$MUNGE_SOCK
+JobCompType=jobcomp/none
+GresTypes=gpu
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU RealMemory=$MEM_MB Gres=gpu:$NGPU State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+
+write_file "$ETC/gres.conf" 644 <<EOF && changed=1
+# Generated by scripts/slurm_up.sh: fake GPUs (device nodes equal to /dev/null).
+AutoDetect=off
+NodeName=$HOST Name=gpu File=$DEV/nvidia[0-$((NGPU - 1))]
+EOF
+
+DB_PASS=hpc_rnn_ci
+# slurmdbd has no -f: it reads slurmdbd.conf beside $SLURM_CONF, mode 600.
+write_file "$ETC/slurmdbd.conf" 600 <<EOF && changed=1
+# Generated by scripts/slurm_up.sh; edits are overwritten.
+AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCK
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=6819
+SlurmUser=root
+PidFile=$RUN/slurmdbd.pid
+LogFile=$LOG/slurmdbd.log
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=$DB_PASS
+StorageLoc=slurm_acct_db
+EOF
+
+if [ "$changed" = 1 ]; then
+    # Configuration differs from what running daemons were started with: restart Slurm.
+    for d in slurmd slurmctld slurmdbd; do
+        if alive "$RUN/$d.pid" "$d"; then
+            say "configuration changed, restarting $d"
+            kill "$(cat "$RUN/$d.pid")" 2>/dev/null || true
+            wait_for 15 eval "! alive '$RUN/$d.pid' $d" || fail "$d did not stop" "$LOG/$d.log"
+        fi
+    done
+fi
+
+# ---------------------------------------------------------------- munge
+if ! alive "$RUN/munged.pid" munged; then
+    if [ ! -s "$MUNGE/munge.key" ]; then
+        dd if=/dev/urandom of="$MUNGE/munge.key" bs=1024 count=1 status=none
+    fi
+    chmod 600 "$MUNGE/munge.key"
+    rm -f "$MUNGE_SOCK" "$MUNGE_SOCK.lock"
+    munged --key-file="$MUNGE/munge.key" --socket="$MUNGE_SOCK" \
+        --log-file="$MUNGE/munged.log" --pid-file="$RUN/munged.pid" \
+        --seed-file="$MUNGE/munged.seed" >>"$LOG/munged.out" 2>&1 \
+        || fail "munged did not start" "$LOG/munged.out" "$MUNGE/munged.log"
+fi
+wait_for 10 bash -c "munge -S '$MUNGE_SOCK' -n | unmunge -S '$MUNGE_SOCK'" \
+    || fail "munge does not answer on $MUNGE_SOCK" "$LOG/munged.out" "$MUNGE/munged.log"
+
+# ---------------------------------------------------------------- MariaDB
+db_sql() { "$DB_CLIENT" --no-defaults -S "$DB_SOCK" -u root -e "$1"; }
+if ! alive "$RUN/mariadbd.pid" "$(basename "$MARIADBD")"; then
+    if [ ! -d "$DB/mysql" ]; then
+        "$INSTALL_DB" --no-defaults --datadir="$DB" --user=root --skip-test-db \
+            >"$LOG/mariadb-install.log" 2>&1 \
+            || fail "mariadb-install-db failed" "$LOG/mariadb-install.log"
+    fi
+    rm -f "$DB_SOCK"
+    setsid "$MARIADBD" --no-defaults --user=root --datadir="$DB" \
+        --bind-address=127.0.0.1 --port="$DB_PORT" --socket="$DB_SOCK" \
+        --pid-file="$RUN/mariadbd.pid" --log-error="$LOG/mariadb.log" \
+        --skip-name-resolve --innodb-lock-wait-timeout=900 \
+        </dev/null >>"$LOG/mariadb.log" 2>&1 &
+fi
+wait_for "$TIMEOUT" "$DB_ADMIN" --no-defaults -S "$DB_SOCK" -u root ping \
+    || fail "MariaDB does not answer on $DB_SOCK" "$LOG/mariadb.log"
+db_sql "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" \
+    || fail "cannot create the slurm database user" "$LOG/mariadb.log"
+
+# ---------------------------------------------------------------- slurmdbd
+if ! alive "$RUN/slurmdbd.pid" slurmdbd; then
+    slurmdbd >>"$LOG/slurmdbd.out" 2>&1 || fail "slurmdbd did not start" "$LOG/slurmdbd.out" "$LOG/slurmdbd.log"
+fi
+wait_for "$TIMEOUT" sacctmgr -n list cluster \
+    || fail "slurmdbd does not answer" "$LOG/slurmdbd.out" "$LOG/slurmdbd.log"
+# Register the cluster before slurmctld first talks to slurmdbd.
+if [ -z "$(sacctmgr -n -P list cluster "$CLUSTER" format=cluster 2>/dev/null)" ]; then
+    sacctmgr -i add cluster "$CLUSTER" >/dev/null || fail "sacctmgr add cluster failed" "$LOG/slurmdbd.log"
+fi
+
+# ---------------------------------------------------------------- slurmctld, slurmd
+if ! alive "$RUN/slurmctld.pid" slurmctld; then
+    slurmctld -f "$SLURM_CONF" >>"$LOG/slurmctld.out" 2>&1 \
+        || fail "slurmctld did not start" "$LOG/slurmctld.out" "$LOG/slurmctld.log"
+fi
+if ! alive "$RUN/slurmd.pid" slurmd; then
+    slurmd -f "$SLURM_CONF" >>"$LOG/slurmd.out" 2>&1 \
+        || fail "slurmd did not start" "$LOG/slurmd.out" "$LOG/slurmd.log"
+fi
+
+node_ready() {
+    local st
+    st=$(sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -n 1)
+    case "$st" in
+        idle | mix | alloc | comp) return 0 ;;  # not idle only when jobs survived a restart
+        *) return 1 ;;
+    esac
+}
+wait_for "$TIMEOUT" node_ready \
+    || fail "node $HOST not idle after ${TIMEOUT}s (sinfo: $(sinfo -h -N -o '%t %E' 2>&1 | head -n 1))" \
+        "$LOG/slurmctld.log" "$LOG/slurmd.log"
+wait_for "$TIMEOUT" sacct -n -X -o JobID \
+    || fail "sacct does not answer" "$LOG/slurmdbd.log" "$LOG/slurmctld.log"
+
+say "ready: node $HOST ($NCPU CPUs, ${MEM_MB} MB, gpu:$NGPU fake) in $SECONDS s, base $BASE"
+echo "export SLURM_CONF=$SLURM_CONF"
