@@ -21,6 +21,59 @@ class PreprocessConfig:
     overwrite: bool = False
 
 
+@dataclass
+class ModelConfig:
+    cell: str = "lstm"  # "lstm" (the lecture's) or "gru"
+    hidden: int = 256
+    layers: int = 1
+    dropout: float = 0.0  # between stacked layers and before the output layer
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""  # a directory written by hpc_rnn.preprocess
+    run: str = ""  # checkpoints, metrics, plots and config go here
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    # "all": predict the next word at every position of a window (windows cut with stride =
+    # window); "last": the lecture's, predict only the word after each window (stride 1).
+    objective: str = "all"
+    optimizer: str = "adamw"  # "adamw" or "sgd"
+    lr: float = 3e-3  # for the effective batch (batch_size x world size); see README
+    momentum: float = 0.0  # sgd only
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # "cosine" (after a linear warm-up) or "constant"
+    warmup_steps: int = 50
+    batch_size: int = 128  # windows per step on each rank
+    epochs: int = 20
+    max_steps: int = 0  # stop after this many steps in all (0: run the epochs)
+    clip: float = 1.0  # gradient norm clipping (0: off); the lecture warns of exploding gradients
+    seed: int = 0
+    ckpt_every_steps: int = 500
+    ckpt_every_minutes: float = 10.0
+    keep_last: int = 3  # checkpoints kept besides the best by validation loss
+    resume: str = "auto"  # "auto" (newest valid checkpoint in run/), "never", or a checkpoint path
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda"
+    log_every: int = 10  # steps between metric lines
+    # Validation: next-word loss after a full window (the lecture's task, whatever the
+    # objective), on at most this many evenly spaced held-out windows (0: all of them).
+    val_windows: int = 8192
+    # Signals that mean "checkpoint at the next step boundary and exit": Slurm sends TERM at a
+    # time limit or pre-emption and the --signal of the job script before it.
+    stop_signals: str = "USR1,USR2,TERM"
+    requeue: bool = True  # under Slurm, requeue the job after a signal-checkpoint (rank 0)
+    dist_timeout_s: float = 600.0  # a rank waits this long for a dead peer before failing
+
+
+# Named starting points; command-line flags override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The lecture exactly: one-hot LSTM(256) + softmax, SGD, batch 128, 200 epochs, last word.
+    "seed": dict(
+        objective="last", optimizer="sgd", lr=0.01, schedule="constant", warmup_steps=0,
+        batch_size=128, epochs=200, clip=0.0, model=ModelConfig(),
+    ),
+}
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
@@ -48,3 +101,21 @@ def from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
     values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     values.update(extra)
     return cls(**values)
+
+
+@dataclass
+class GenerateConfig:
+    checkpoint: str = ""  # a checkpoint step directory, or a run directory (its newest checkpoint)
+    out: str = ""  # recipe-0001.txt ... and manifest.jsonl go here
+    vocab: str = ""  # a preprocessed data directory to read vocab.json from (default: the run's data)
+    n: int = 20  # recipes
+    context: str = "carry"  # "carry" (state carried, one word per step) or "window" (the lecture's)
+    temperature: float = 0.8  # 0: always the most likely word (the lecture's argmax)
+    top_k: int = 0  # sample among the k most likely words only (0: all)
+    top_p: float = 1.0  # sample among the most likely words that make up this probability
+    prompt: str = ""  # the title to start from (default: a random title word)
+    max_words: int = 600  # words written after the seed, at most, per recipe
+    batch: int = 32  # recipes generated at once
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda"
+    overwrite: bool = False  # replace recipes already in the output directory

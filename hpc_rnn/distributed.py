@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
 
 from hpc_rnn.cli import UserError
 
@@ -82,3 +87,290 @@ def agree(comm: Any, fn: Callable[[], T]) -> T:
     if messages:
         raise UserError(messages[0])
     return result  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.distributed: one process per GPU (or per CPU task), started by srun, torchrun or submitit
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(*names: str) -> int | None:
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.lstrip("-").isdigit():
+            return int(value)
+    return None
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm node list ('gpu[03-04,07],cpu1' -> 'gpu03')."""
+    head = nodelist.split(",")[0] if "[" not in nodelist.split(",")[0] else nodelist.split("]")[0]
+    if "[" not in head:
+        return head
+    prefix, ranges = head.split("[", 1)
+    return prefix + ranges.split(",")[0].split("-")[0]
+
+
+def process_layout() -> tuple[int, int, int, str, int]:
+    """(rank, world size, local rank, master address, master port) from the launcher.
+
+    torchrun's variables win; then a Slurm job step (srun, which submitit uses too), where the
+    master is the step's first host and the port is derived from the job id so that two jobs
+    sharing a node do not collide; otherwise a single process.
+    """
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return (
+            int(os.environ["RANK"]),
+            int(os.environ["WORLD_SIZE"]),
+            _env_int("LOCAL_RANK") or 0,
+            os.environ.get("MASTER_ADDR", "127.0.0.1"),
+            _env_int("MASTER_PORT") or 29500,
+        )
+    ntasks = _env_int("SLURM_STEP_NUM_TASKS")
+    if ntasks is not None and ntasks > 1 and "SLURM_PROCID" in os.environ:
+        nodes = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST", "")
+        job = _env_int("SLURM_JOB_ID") or 0
+        return (
+            int(os.environ["SLURM_PROCID"]),
+            ntasks,
+            _env_int("SLURM_LOCALID") or 0,
+            os.environ.get("MASTER_ADDR") or first_host(nodes) or "127.0.0.1",
+            _env_int("MASTER_PORT") or 20000 + job % 20000,
+        )
+    return 0, 1, 0, "127.0.0.1", 0
+
+
+def init_world(device: str = "auto", timeout_s: float = 600.0) -> World:
+    """Join the process group (NCCL on GPUs, gloo on CPU) and pick this rank's device.
+
+    The timeout bounds how long ranks wait for a peer that died, so a crash ends the job with
+    an error instead of holding the allocation until its time limit.
+    """
+    rank, size, local_rank, addr, port = process_layout()
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but no CUDA device is visible")
+        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device("cpu")
+    if size > 1 and not dist.is_initialized():
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            init_method=f"tcp://{addr}:{port}",
+            rank=rank,
+            world_size=size,
+            timeout=timedelta(seconds=timeout_s),
+        )
+    return World(rank, size, local_rank, dev)
+
+
+def close_world() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(values: torch.Tensor, world: World) -> torch.Tensor:
+    """Sum a tensor over ranks (a copy on one rank)."""
+    if world.size == 1:
+        return values
+    out = values.clone()
+    dist.all_reduce(out)
+    return out
+
+
+def any_rank(flags: list[bool], world: World) -> list[bool]:
+    """Each flag true on every rank if true on any: how ranks agree to act at the same step."""
+    if world.size == 1:
+        return flags
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=world.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(x) for x in t.tolist()]
+
+
+def barrier(self) -> None:
+        pass
+
+
+def _launched_tasks() -> int:
+    """How many processes the launcher says it started (1 when not under a launcher)."""
+    for var in (*_MPI_SIZE_VARS, "SLURM_STEP_NUM_TASKS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 1:
+            return int(value)
+    return 1
+
+
+def mpi_world() -> Any:
+    """COMM_WORLD when started by an MPI launcher or srun, else a single-process stand-in.
+
+    MPI is not initialised at all in a plain run, so a laptop without an MPI library works.
+    A launcher that started N > 1 tasks which each see a world of one (srun without the right
+    --mpi plugin, or an MPI library that does not match the launcher) is an error, not N
+    copies of the same work.
+    """
+    tasks = _launched_tasks()
+    if tasks == 1:
+        return SingleProcess()
+    try:
+        from mpi4py import MPI
+    except Exception as exc:  # ImportError, or RuntimeError when no MPI library loads
+        raise UserError(
+            f"started as {tasks} tasks but mpi4py cannot load an MPI library ({exc}): "
+            "pip install mpich, or load your cluster's MPI module"
+        ) from None
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() == 1:
+        raise UserError(
+            f"the launcher started {tasks} tasks but each sees an MPI world of 1: under Slurm use "
+            "`srun --mpi=pmi2` with MPICH (or your cluster's MPI), or `mpiexec -n N` in the allocation"
+        )
+    return comm
+
+
+def agree(comm: Any, fn: Callable[[], T]) -> T:
+    """Run `fn` on every rank; if it raises a UserError on any rank, raise it on all of them.
+
+    Without this a mistake seen by one rank leaves the others waiting in the next collective.
+    """
+    try:
+        result, message = fn(), None
+    except UserError as exc:
+        result, message = None, str(exc)
+    messages = [m for m in comm.allgather(message) if m is not None]
+    if messages:
+        raise UserError(messages[0])
+    return result  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.distributed: one process per GPU (or per CPU task), started by srun, torchrun or submitit
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(*names: str) -> int | None:
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.lstrip("-").isdigit():
+            return int(value)
+    return None
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm node list ('gpu[03-04,07],cpu1' -> 'gpu03')."""
+    head = nodelist.split(",")[0] if "[" not in nodelist.split(",")[0] else nodelist.split("]")[0]
+    if "[" not in head:
+        return head
+    prefix, ranges = head.split("[", 1)
+    return prefix + ranges.split(",")[0].split("-")[0]
+
+
+def process_layout() -> tuple[int, int, int, str, int]:
+    """(rank, world size, local rank, master address, master port) from the launcher.
+
+    torchrun's variables win; then a Slurm job step (srun, which submitit uses too), where the
+    master is the step's first host and the port is derived from the job id so that two jobs
+    sharing a node do not collide; otherwise a single process.
+    """
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return (
+            int(os.environ["RANK"]),
+            int(os.environ["WORLD_SIZE"]),
+            _env_int("LOCAL_RANK") or 0,
+            os.environ.get("MASTER_ADDR", "127.0.0.1"),
+            _env_int("MASTER_PORT") or 29500,
+        )
+    ntasks = _env_int("SLURM_STEP_NUM_TASKS")
+    if ntasks is not None and ntasks > 1 and "SLURM_PROCID" in os.environ:
+        nodes = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST", "")
+        job = _env_int("SLURM_JOB_ID") or 0
+        return (
+            int(os.environ["SLURM_PROCID"]),
+            ntasks,
+            _env_int("SLURM_LOCALID") or 0,
+            os.environ.get("MASTER_ADDR") or first_host(nodes) or "127.0.0.1",
+            _env_int("MASTER_PORT") or 20000 + job % 20000,
+        )
+    return 0, 1, 0, "127.0.0.1", 0
+
+
+def init_world(device: str = "auto", timeout_s: float = 600.0) -> World:
+    """Join the process group (NCCL on GPUs, gloo on CPU) and pick this rank's device.
+
+    The timeout bounds how long ranks wait for a peer that died, so a crash ends the job with
+    an error instead of holding the allocation until its time limit.
+    """
+    rank, size, local_rank, addr, port = process_layout()
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but no CUDA device is visible")
+        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device("cpu")
+    if size > 1 and not dist.is_initialized():
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            init_method=f"tcp://{addr}:{port}",
+            rank=rank,
+            world_size=size,
+            timeout=timedelta(seconds=timeout_s),
+        )
+    return World(rank, size, local_rank, dev)
+
+
+def close_world() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(values: torch.Tensor, world: World) -> torch.Tensor:
+    """Sum a tensor over ranks (a copy on one rank)."""
+    if world.size == 1:
+        return values
+    out = values.clone()
+    dist.all_reduce(out)
+    return out
+
+
+def any_rank(flag: bool, world: World) -> bool:
+    """True on every rank if it is true on any: how ranks agree to stop at the same step."""
+    if world.size == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=world.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier(world: World) -> None:
+    if world.size > 1:
+        dist.barrier()
+
+
+def slurm_job_id() -> str | None:
+    """The Slurm job this process belongs to (what `scontrol requeue` takes), if any."""
+    return os.environ.get("SLURM_JOB_ID") or None

@@ -74,11 +74,19 @@ def check_inputs(cfg: config.PreprocessConfig) -> None:
     if path.stat().st_size == 0:
         raise UserError(f"corpus {path} is empty: give a file with recipes in it")
     out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
-        what = "already holds shards" if (out / shards.MANIFEST_FILE).exists() else "is not empty"
-        raise UserError(f"output directory {out} {what}: choose another --out, or pass --overwrite")
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} is a file, not a directory: choose another --out")
+    if out.exists() and any(out.iterdir()):
+        # --overwrite replaces an earlier output of this command, never a directory of other files.
+        if not (out / shards.MANIFEST_FILE).exists():
+            raise UserError(
+                f"output directory {out} is not empty and holds no earlier preprocessing output: "
+                "choose another --out"
+            )
+        if not cfg.overwrite:
+            raise UserError(
+                f"output directory {out} already holds shards: choose another --out, or pass --overwrite"
+            )
 
 
 def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None:
@@ -171,7 +179,9 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
             )
             for p in staging.iterdir():
                 atomic.fsync_file(p)
-            atomic.publish_dir(staging, out, overwrite=cfg.overwrite)
+            # An empty directory made beforehand (mkdir) holds nothing to keep.
+            empty = out.is_dir() and not any(out.iterdir())
+            atomic.publish_dir(staging, out, overwrite=cfg.overwrite or empty)
         comm.barrier()
     finally:
         if rank == 0:

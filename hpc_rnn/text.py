@@ -108,12 +108,18 @@ def sniff_encoding(path: str | os.PathLike, start: int = 0, end: int | None = No
                     utf8.decode(chunk)
                 except UnicodeDecodeError:
                     utf8 = None
-            if utf8 is None and cp1252_ok:
+            # Checked on every chunk: UTF-8 may fail only in a later chunk (or at the very end).
+            if cp1252_ok:
                 try:
                     chunk.decode("cp1252")
                 except UnicodeDecodeError:
                     cp1252_ok = False
             pos += len(chunk)
+    if utf8 is not None:
+        try:
+            utf8.decode(b"", final=True)  # a multi-byte sequence cut off at the end is not UTF-8
+        except UnicodeDecodeError:
+            utf8 = None
     if utf8 is not None:
         return Encoding("utf-8", "")
     if cp1252_ok:

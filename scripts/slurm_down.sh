@@ -23,7 +23,7 @@ say() { echo "slurm_down: $*" >&2; }
 pid_of() {
     local pid state
     [ -s "$1" ] || return 1
-    pid=$(tr -dc 0-9 <"$1")
+    pid=$(tr -dc 0-9 2>/dev/null <"$1") || return 1
     [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
     state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
@@ -33,17 +33,17 @@ pid_of() {
 
 # stop PIDFILE NAME: TERM, wait up to 20 s, then KILL. A zombie counts as stopped.
 stop() {
-    local pid i
+    local pid
     pid=$(pid_of "$1" "$2") || { rm -f "$1"; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         pid_of "$1" "$2" >/dev/null || break
         sleep 0.2
     done
     if pid_of "$1" "$2" >/dev/null; then
         say "$2 ($pid) ignored TERM for 20 s, killing"
         kill -KILL "$pid" 2>/dev/null || true
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
             pid_of "$1" "$2" >/dev/null || break
             sleep 0.1
         done
@@ -76,7 +76,7 @@ stop "$RUN/slurmd.pid" slurmd || rc=1
 stop "$RUN/slurmctld.pid" slurmctld || rc=1
 stop "$RUN/slurmdbd.pid" slurmdbd || rc=1
 db_name=mariadbd
-if [ -s "$RUN/mariadbd.pid" ] && [ "$(cat "/proc/$(tr -dc 0-9 <"$RUN/mariadbd.pid")/comm" 2>/dev/null)" = mysqld ]; then
+if [ -s "$RUN/mariadbd.pid" ] && [ "$(cat "/proc/$(tr -dc 0-9 2>/dev/null <"$RUN/mariadbd.pid")/comm" 2>/dev/null)" = mysqld ]; then
     db_name=mysqld
 fi
 stop "$RUN/mariadbd.pid" "$db_name" || rc=1

@@ -39,11 +39,16 @@ export SLURM_CONF="$ETC/slurm.conf"
 
 say() { echo "slurm_up: $*" >&2; }
 cannot() { echo "slurm_up: cannot start: $*" >&2; exit 3; }
-fail() {  # fail REASON [LOGFILE...]
-    local reason=$1 f
+fail() {  # fail REASON [DAEMON|LOGFILE...]: print REASON and the tails of the logs, exit 1.
+    local reason=$1 arg f
     shift
     say "FAILED: $reason"
-    for f in "$@"; do
+    for arg in "$@"; do
+        case "$arg" in
+            /*) echo "$arg" ;;
+            *) logs_of "$arg" ;;
+        esac
+    done | tr ' ' '\n' | awk 'NF && !seen[$0]++' | while read -r f; do
         [ -f "$f" ] || continue
         echo "----- tail of $f -----" >&2
         tail -n 25 "$f" >&2
@@ -51,25 +56,62 @@ fail() {  # fail REASON [LOGFILE...]
     exit 1
 }
 
-# alive PIDFILE NAME: the pid in PIDFILE runs a process called NAME that is not a zombie.
+# comm_of DAEMON: the process name of DAEMON (MariaDB's server may be mysqld).
+comm_of() {
+    if [ "$1" = mariadbd ]; then basename "${MARIADBD:-mariadbd}"; else echo "$1"; fi
+}
+
+# alive DAEMON: the pid in $RUN/DAEMON.pid runs DAEMON and is not a zombie
+# (a killed daemon stays a zombie for a few seconds here).
 alive() {
     local pid state
-    [ -s "$1" ] || return 1
-    pid=$(tr -dc 0-9 <"$1")
+    pid=$(tr -dc 0-9 2>/dev/null <"$RUN/$1.pid") || return 1
     [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(comm_of "$1")" ] || return 1
     state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
     [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# wait_for SECONDS CMD...: retry CMD every 0.2 s until it succeeds or SECONDS pass.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
+# logs_of DAEMON: the files worth showing when DAEMON fails.
+logs_of() {
+    case "$1" in
+        munged) echo "$LOG/munged.out $MUNGE/munged.log" ;;
+        mariadbd) echo "$LOG/mariadb.log" ;;
+        *) echo "$LOG/$1.out $LOG/$1.log" ;;
+    esac
+}
+
+# wait_ready SECONDS "DAEMONS" WHAT CMD...: retry CMD quietly every 0.2 s until it
+# succeeds. Fails (with the logs) as soon as one of DAEMONS has exited, or after SECONDS.
+wait_ready() {
+    local limit=$1 daemons=$2 what=$3 t0=$SECONDS d
+    shift 3
     until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
+        for d in $daemons; do
+            # A daemonizing process writes its pid file a moment after it returns.
+            if [ -s "$RUN/$d.pid" ] || [ $((SECONDS - t0)) -ge 5 ]; then
+                alive "$d" || fail "$d is not running (waiting for $what)" "$d"
+            fi
+        done
+        if [ $((SECONDS - t0)) -ge "$limit" ]; then
+            # shellcheck disable=SC2086
+            fail "timed out after ${limit}s waiting for $what" $daemons
+        fi
         sleep 0.2
     done
+}
+
+# stop DAEMON: TERM it and wait (used when the configuration changed).
+stop() {
+    local i
+    alive "$1" || return 0
+    say "configuration changed, restarting $1"
+    kill "$(tr -dc 0-9 <"$RUN/$1.pid")" 2>/dev/null || true
+    for i in $(seq 100); do
+        alive "$1" || return 0
+        sleep 0.2
+    done
+    fail "$1 did not stop within 20 s" "$1"
 }
 
 # write_file PATH MODE: stdin -> PATH if the content changed; returns 0 if it changed.
@@ -86,6 +128,11 @@ write_file() {
 
 # ---------------------------------------------------------------- packages
 [ "$(id -u)" -eq 0 ] || cannot "must run as root (installs packages, runs slurmd as root)"
+case "$BASE" in
+    /*[[:space:]]* | *[[:space:]]*) cannot "HPC_RNN_SLURM_DIR must not contain whitespace: '$BASE'" ;;
+    /*) ;;
+    *) cannot "HPC_RNN_SLURM_DIR must be an absolute path: '$BASE'" ;;
+esac
 
 have_all() {
     local b
@@ -169,6 +216,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=6819
 AccountingStoragePass=$MUNGE_SOCK
+AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
 GresTypes=gpu
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU RealMemory=$MEM_MB Gres=gpu:$NGPU State=UNKNOWN
@@ -203,86 +251,78 @@ StorageLoc=slurm_acct_db
 EOF
 
 if [ "$changed" = 1 ]; then
-    # Configuration differs from what running daemons were started with: restart Slurm.
-    for d in slurmd slurmctld slurmdbd; do
-        if alive "$RUN/$d.pid" "$d"; then
-            say "configuration changed, restarting $d"
-            kill "$(cat "$RUN/$d.pid")" 2>/dev/null || true
-            wait_for 15 eval "! alive '$RUN/$d.pid' $d" || fail "$d did not stop" "$LOG/$d.log"
-        fi
-    done
+    # The daemons that are running were started with another configuration.
+    stop slurmd
+    stop slurmctld
+    stop slurmdbd
 fi
 
 # ---------------------------------------------------------------- munge
-if ! alive "$RUN/munged.pid" munged; then
+if ! alive munged; then
     if [ ! -s "$MUNGE/munge.key" ]; then
         dd if=/dev/urandom of="$MUNGE/munge.key" bs=1024 count=1 status=none
     fi
     chmod 600 "$MUNGE/munge.key"
-    rm -f "$MUNGE_SOCK" "$MUNGE_SOCK.lock"
+    rm -f "$MUNGE_SOCK" "$MUNGE_SOCK.lock" "$RUN/munged.pid"
     munged --key-file="$MUNGE/munge.key" --socket="$MUNGE_SOCK" \
         --log-file="$MUNGE/munged.log" --pid-file="$RUN/munged.pid" \
         --seed-file="$MUNGE/munged.seed" >>"$LOG/munged.out" 2>&1 \
-        || fail "munged did not start" "$LOG/munged.out" "$MUNGE/munged.log"
+        || fail "munged did not start" munged
 fi
-wait_for 10 bash -c "munge -S '$MUNGE_SOCK' -n | unmunge -S '$MUNGE_SOCK'" \
-    || fail "munge does not answer on $MUNGE_SOCK" "$LOG/munged.out" "$MUNGE/munged.log"
+wait_ready 10 munged "munge on $MUNGE_SOCK" \
+    bash -c "munge -S '$MUNGE_SOCK' -n | unmunge -S '$MUNGE_SOCK'"
 
 # ---------------------------------------------------------------- MariaDB
-db_sql() { "$DB_CLIENT" --no-defaults -S "$DB_SOCK" -u root -e "$1"; }
-if ! alive "$RUN/mariadbd.pid" "$(basename "$MARIADBD")"; then
+if ! alive mariadbd; then
     if [ ! -d "$DB/mysql" ]; then
         "$INSTALL_DB" --no-defaults --datadir="$DB" --user=root --skip-test-db \
             >"$LOG/mariadb-install.log" 2>&1 \
             || fail "mariadb-install-db failed" "$LOG/mariadb-install.log"
     fi
-    rm -f "$DB_SOCK"
+    rm -f "$DB_SOCK" "$RUN/mariadbd.pid"
+    # setsid: out of the caller's process group (CI steps may kill that group).
+    # In a script it does not fork, so $! is the server's pid.
     setsid "$MARIADBD" --no-defaults --user=root --datadir="$DB" \
         --bind-address=127.0.0.1 --port="$DB_PORT" --socket="$DB_SOCK" \
         --pid-file="$RUN/mariadbd.pid" --log-error="$LOG/mariadb.log" \
-        --skip-name-resolve --innodb-lock-wait-timeout=900 \
+        --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900 \
         </dev/null >>"$LOG/mariadb.log" 2>&1 &
+    echo $! >"$RUN/mariadbd.pid"
 fi
-wait_for "$TIMEOUT" "$DB_ADMIN" --no-defaults -S "$DB_SOCK" -u root ping \
-    || fail "MariaDB does not answer on $DB_SOCK" "$LOG/mariadb.log"
-db_sql "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
-        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" \
+wait_ready "$TIMEOUT" mariadbd "MariaDB on $DB_SOCK" \
+    "$DB_ADMIN" --no-defaults -S "$DB_SOCK" -u root ping
+"$DB_CLIENT" --no-defaults -S "$DB_SOCK" -u root -e \
+    "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" \
     || fail "cannot create the slurm database user" "$LOG/mariadb.log"
 
 # ---------------------------------------------------------------- slurmdbd
-if ! alive "$RUN/slurmdbd.pid" slurmdbd; then
-    slurmdbd >>"$LOG/slurmdbd.out" 2>&1 || fail "slurmdbd did not start" "$LOG/slurmdbd.out" "$LOG/slurmdbd.log"
+if ! alive slurmdbd; then
+    rm -f "$RUN/slurmdbd.pid"
+    slurmdbd >>"$LOG/slurmdbd.out" 2>&1 || fail "slurmdbd did not start" slurmdbd
 fi
-wait_for "$TIMEOUT" sacctmgr -n list cluster \
-    || fail "slurmdbd does not answer" "$LOG/slurmdbd.out" "$LOG/slurmdbd.log"
+wait_ready "$TIMEOUT" "slurmdbd mariadbd" "slurmdbd (sacctmgr)" sacctmgr -n list cluster
 # Register the cluster before slurmctld first talks to slurmdbd.
 if [ -z "$(sacctmgr -n -P list cluster "$CLUSTER" format=cluster 2>/dev/null)" ]; then
-    sacctmgr -i add cluster "$CLUSTER" >/dev/null || fail "sacctmgr add cluster failed" "$LOG/slurmdbd.log"
+    sacctmgr -i add cluster "$CLUSTER" >/dev/null || fail "sacctmgr add cluster failed" slurmdbd
 fi
 
 # ---------------------------------------------------------------- slurmctld, slurmd
-if ! alive "$RUN/slurmctld.pid" slurmctld; then
-    slurmctld -f "$SLURM_CONF" >>"$LOG/slurmctld.out" 2>&1 \
-        || fail "slurmctld did not start" "$LOG/slurmctld.out" "$LOG/slurmctld.log"
-fi
-if ! alive "$RUN/slurmd.pid" slurmd; then
-    slurmd -f "$SLURM_CONF" >>"$LOG/slurmd.out" 2>&1 \
-        || fail "slurmd did not start" "$LOG/slurmd.out" "$LOG/slurmd.log"
-fi
+for d in slurmctld slurmd; do
+    if ! alive "$d"; then
+        rm -f "$RUN/$d.pid"
+        "$d" -f "$SLURM_CONF" >>"$LOG/$d.out" 2>&1 || fail "$d did not start" "$d"
+    fi
+done
 
 node_ready() {
-    local st
-    st=$(sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -n 1)
-    case "$st" in
-        idle | mix | alloc | comp) return 0 ;;  # not idle only when jobs survived a restart
+    case "$(sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -n 1)" in
+        idle | mix | alloc | comp) return 0 ;;  # busy only when jobs survived a restart
         *) return 1 ;;
     esac
 }
-wait_for "$TIMEOUT" node_ready \
-    || fail "node $HOST not idle after ${TIMEOUT}s (sinfo: $(sinfo -h -N -o '%t %E' 2>&1 | head -n 1))" \
-        "$LOG/slurmctld.log" "$LOG/slurmd.log"
-wait_for "$TIMEOUT" sacct -n -X -o JobID \
-    || fail "sacct does not answer" "$LOG/slurmdbd.log" "$LOG/slurmctld.log"
+wait_ready "$TIMEOUT" "slurmctld slurmd" "node $HOST to be idle in sinfo" node_ready
+wait_ready "$TIMEOUT" "slurmdbd slurmctld" "sacct to answer" sacct -n -X -o JobID
 
 say "ready: node $HOST ($NCPU CPUs, ${MEM_MB} MB, gpu:$NGPU fake) in $SECONDS s, base $BASE"
 echo "export SLURM_CONF=$SLURM_CONF"

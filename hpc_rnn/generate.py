@@ -1,0 +1,401 @@
+"""Command: write recipes with a trained model.
+
+    python -m hpc_rnn.generate --checkpoint RUN --n 20 --out DIR
+
+`--checkpoint` is a checkpoint step directory or a run directory (its newest complete
+checkpoint). Each recipe starts from MasterCook's header and a title (`--prompt`, or a random
+title word) and ends at the closing `- - - -` line, at the next header, or after `--max-words`.
+Recipes go to DIR/recipe-0001.txt ... with one line per recipe in DIR/manifest.jsonl.
+
+Two ways to give the model its context: `window`, the lecture's, re-reads the last `window`
+words from a zero state for every new word; `carry` reads the seed once and then one word per
+step, carrying the recurrent state (constant work per word, and a context not cut at `window`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from hpc_rnn import atomic, config, text
+from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.config import GenerateConfig, ModelConfig
+from hpc_rnn.model import RecurrentLM, State
+from hpc_rnn.shards import file_sha256
+from hpc_rnn.vocab import Vocab, load_vocab
+
+CONTEXTS = ("carry", "window")
+MANIFEST_FILE = "manifest.jsonl"
+_HEADER = tuple(text.tokenize("* Exported from MasterCook *"))
+_RECIPE_FILES = "recipe-*.txt"
+_STATE_FILE = "state.pt"  # in a checkpoint step directory, beside the marker written last
+_COMPLETE_FILE = "COMPLETE"
+
+
+def generate(
+    model: RecurrentLM,
+    vocab: Vocab,
+    *,
+    n: int,
+    context: str = "carry",
+    temperature: float = 0.8,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    prompt: str = "",
+    max_words: int = 600,
+    batch: int = 32,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> list[list[str]]:
+    """`n` recipes as word lists, each its seed followed by at most `max_words` generated words.
+
+    The model is moved to `device` (default: where it is) and put in eval mode. The same
+    arguments on the same kind of device give the same recipes.
+    """
+    _check_settings(context, temperature, top_k, top_p, n, max_words, batch)
+    device = torch.device(device) if device is not None else model.output.weight.device
+    model.to(device).eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    prompt_ids = _prompt_ids(vocab, prompt)
+    recipes: list[list[str]] = []
+    with torch.inference_mode():
+        for start in range(0, n, batch):
+            seeds = _seeds(vocab, prompt_ids, min(batch, n - start), generator, device)
+            recipes += _generate_batch(
+                model,
+                vocab,
+                seeds,
+                context=context,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                max_words=max_words,
+                generator=generator,
+            )
+    return recipes
+
+
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One word index per row of `logits` [B, n_words]; temperature 0 is the lecture's argmax."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p < 1.0:
+        ordered, order = logits.sort(dim=-1, descending=True)
+        probs = ordered.softmax(dim=-1)
+        # A word goes when the likelier ones already reach top_p, so the likeliest always stays.
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        logits = logits.scatter(-1, order, ordered.masked_fill(drop, -math.inf))
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
+
+
+def recipe_text(words: list[str]) -> str:
+    """Readable text of a generated recipe, without its header line and closing dash line."""
+    lines = text.detokenize(words).split(text.NEWLINE)
+    if lines and tuple(text.tokenize(lines[0])) == _HEADER:
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines and text.is_recipe_end(text.tokenize(lines[-1])):
+        lines.pop()
+    return text.NEWLINE.join(lines).strip(text.NEWLINE) + text.NEWLINE
+
+
+def load_model(
+    checkpoint: str, vocab_dir: str, device: torch.device
+) -> tuple[RecurrentLM, Vocab, Path]:
+    """The model of a checkpoint (step or run directory), its vocabulary, and the step directory.
+
+    `vocab_dir` overrides the data directory named in the checkpoint's training config; either
+    way the vocabulary must be the one the model was trained with.
+    """
+    step_dir = _resolve_checkpoint(Path(checkpoint))
+    state = _load_checkpoint(step_dir, device)
+    vocab_dir = vocab_dir or state["config"]["data"]
+    try:
+        vocab = load_vocab(vocab_dir)
+    except FileNotFoundError:
+        raise UserError(
+            f"no vocabulary at {Path(vocab_dir) / 'vocab.json'}: pass --vocab DIR, the "
+            "preprocessed data directory the model was trained on"
+        ) from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if vocab.hash != state["vocab_hash"]:
+        raise UserError(
+            f"vocabulary in {vocab_dir} (hash {vocab.hash[:12]}) is not the one checkpoint "
+            f"{step_dir} was trained with (hash {state['vocab_hash'][:12]}): pass --vocab with "
+            "the data directory of that training run"
+        )
+    model = RecurrentLM(vocab.n_words, ModelConfig(**state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), vocab, step_dir
+
+
+def run(cfg: GenerateConfig) -> str:
+    """Generate and write the recipes of `cfg`; returns the summary line."""
+    out = Path(cfg.out)
+    _check_out(out, cfg.overwrite)
+    device = _device(cfg.device)
+    model, vocab, step_dir = load_model(cfg.checkpoint, cfg.vocab, device)
+    started = time.perf_counter()
+    recipes = generate(
+        model,
+        vocab,
+        n=cfg.n,
+        context=cfg.context,
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        prompt=cfg.prompt,
+        max_words=cfg.max_words,
+        batch=cfg.batch,
+        seed=cfg.seed,
+        device=device,
+    )
+    seconds = time.perf_counter() - started
+    words = sum(len(r) for r in recipes)
+    rate = words / seconds
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "out", "overwrite")}
+    common = {
+        "settings": settings,
+        "device": str(device),
+        "checkpoint": str(step_dir),
+        "checkpoint_sha256": file_sha256(step_dir / _STATE_FILE),
+        "vocab_hash": vocab.hash,
+        "words_per_s": round(rate, 1),
+    }
+    write_recipes(out, recipes, common)
+    return f"generated {len(recipes)} recipes, {words} words, {rate:.0f} words/s, in {out}"
+
+
+def write_recipes(out: Path, recipes: list[list[str]], common: dict) -> None:
+    """recipe-NNNN.txt per recipe and manifest.jsonl, each file written whole or not at all.
+
+    Recipe files of an earlier run beyond the new ones are removed last, so the directory ends
+    up holding exactly what the manifest lists.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    width = max(4, len(str(len(recipes))))
+    lines = []
+    written = set()
+    for i, words in enumerate(recipes, start=1):
+        name = f"recipe-{i:0{width}d}.txt"
+        atomic.write_text(out / name, recipe_text(words))
+        written.add(name)
+        lines.append(json.dumps({"file": name, "words": len(words), **common}, sort_keys=True))
+    atomic.write_text(out / MANIFEST_FILE, "".join(line + "\n" for line in lines))
+    for stale in out.glob(_RECIPE_FILES):
+        if stale.name not in written:
+            stale.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hpc_rnn.generate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, help="a checkpoint step directory, or a run directory"
+    )
+    parser.add_argument("--out", required=True, help="directory for the recipes and manifest")
+    config.add_arguments(parser, GenerateConfig, skip=("checkpoint", "out"))
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        print(run(config.from_args(GenerateConfig, args)), flush=True)
+        return 0
+
+    return run_main(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _generate_batch(
+    model: RecurrentLM,
+    vocab: Vocab,
+    seeds: torch.Tensor,
+    *,
+    context: str,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    max_words: int,
+    generator: torch.Generator,
+) -> list[list[str]]:
+    n_seed = seeds.shape[1]
+    recipes = [vocab.decode(row) for row in seeds.tolist()]
+    live = list(range(len(recipes)))  # the recipe each batch row writes
+    carry = context == "carry"
+    history = seeds[:, -vocab.window :]
+    logits, state = model(seeds if carry else history, last_only=True)
+    for step in range(max_words):
+        nxt = sample_next(
+            logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+        )
+        keep = []
+        for row, word in enumerate(vocab.decode(nxt.tolist())):
+            words = recipes[live[row]]
+            words.append(word)
+            end = _recipe_end(words, n_seed)
+            if end is None:
+                keep.append(row)
+            else:
+                del words[end:]
+        if not keep or step == max_words - 1:
+            break
+        if len(keep) < len(live):
+            # Finished recipes leave the batch, so no work is spent on them.
+            rows = torch.tensor(keep, device=nxt.device)
+            nxt, live = nxt[rows], [live[row] for row in keep]
+            if carry:
+                state = _select(state, rows)
+            else:
+                history = history[rows]
+        if carry:
+            logits, state = model(nxt[:, None], state, last_only=True)
+        else:
+            history = torch.cat([history, nxt[:, None]], dim=1)[:, -vocab.window :]
+            logits, _ = model(history, last_only=True)
+    return recipes
+
+
+def _recipe_end(words: list[str], n_seed: int) -> int | None:
+    """The length a recipe keeps if its newest word ended it, else None: through a closing
+    '- - - -' line, or up to where the next recipe's header began."""
+    if words[-1] == text.NEWLINE:
+        # is_recipe_end only asks whether every word is a dash, so reading back to front is fine.
+        line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words[:-1])))
+        if text.is_recipe_end(line):
+            return len(words)
+    start = len(words) - len(_HEADER)
+    if start >= n_seed and tuple(words[start:]) == _HEADER:
+        return start
+    return None
+
+
+def _select(state: State, rows: torch.Tensor) -> State:
+    if isinstance(state, tuple):
+        return (state[0][:, rows], state[1][:, rows])
+    return state[:, rows]
+
+
+def _seeds(
+    vocab: Vocab,
+    prompt_ids: list[int],
+    size: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """Word indices [size, S] the recipes start from: MasterCook's header, then the prompt or a
+    random title word. Recipes in the corpus begin so, which is where the model has learned what
+    comes next. A vocabulary without the header gets the prompt alone, or the lecture's seed:
+    `window` random words."""
+    header = [vocab.index[w] for w in (*_HEADER, text.NEWLINE, text.NEWLINE) if w in vocab.index]
+    if len(header) < len(_HEADER) + 2:
+        if prompt_ids:
+            return torch.tensor([prompt_ids] * size, device=device)
+        shape = (size, vocab.window)
+        return torch.randint(vocab.n_words, shape, generator=generator, device=device)
+    if prompt_ids:
+        return torch.tensor([header + prompt_ids] * size, device=device)
+    # Titles are words: drawing from all of the vocabulary would start many with "," or "\n".
+    titles = [i for i, w in enumerate(vocab.words) if w.isalpha()] or list(range(vocab.n_words))
+    picks = torch.randint(len(titles), (size,), generator=generator, device=device).tolist()
+    return torch.tensor([[*header, titles[p]] for p in picks], device=device)
+
+
+def _prompt_ids(vocab: Vocab, prompt: str) -> list[int]:
+    if not prompt:
+        return []
+    ids = [vocab.index[w] for w in text.tokenize(prompt) if w in vocab.index]
+    if not ids:
+        raise UserError(
+            f"none of the words of --prompt {prompt!r} is in the vocabulary: use common words"
+        )
+    return ids
+
+
+def _check_settings(
+    context: str, temperature: float, top_k: int, top_p: float, n: int, max_words: int, batch: int
+) -> None:
+    if context not in CONTEXTS:
+        raise UserError(f"--context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    if temperature < 0:
+        raise UserError(f"--temperature must be 0 (argmax) or positive, got {temperature}")
+    if top_k < 0:
+        raise UserError(f"--top-k must be 0 (off) or a positive number of words, got {top_k}")
+    if not 0 < top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {top_p}")
+    for flag, value in (("--n", n), ("--max-words", max_words), ("--batch", batch)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} is a file, not a directory: choose another --out")
+    held = out.is_dir() and (any(out.glob(_RECIPE_FILES)) or (out / MANIFEST_FILE).exists())
+    if held and not overwrite:
+        raise UserError(
+            f"output directory {out} already holds recipes: choose another --out, or pass --overwrite"
+        )
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA device is visible: use --device cpu")
+    return torch.device(name)
+
+
+# TODO(lead): replace with checkpoint.resolve
+def _resolve_checkpoint(path: Path) -> Path:
+    if (path / _STATE_FILE).exists():
+        if not (path / _COMPLETE_FILE).exists():
+            raise UserError(
+                f"checkpoint {path} is incomplete (no {_COMPLETE_FILE} marker; its job was "
+                "stopped while writing it): give another step directory, or the run directory"
+            )
+        return path
+    steps = sorted(
+        p for p in (path / "checkpoints").glob("step-*") if (p / _COMPLETE_FILE).exists()
+    )
+    if not steps:
+        raise UserError(
+            f"no complete checkpoint at {path}: give a run directory (with checkpoints/) "
+            "or one of its checkpoints/step-* directories"
+        )
+    return steps[-1]
+
+
+# TODO(lead): replace with checkpoint.load
+def _load_checkpoint(step_dir: Path, map_location: torch.device) -> dict:
+    return torch.load(step_dir / _STATE_FILE, map_location=map_location, weights_only=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""Command: train the recipe LSTM, with checkpoint-restart that loses nothing.
+
+    python -m hpc_rnn.train --data DATA --run RUN [--preset seed] [--epochs N ...]
+
+One process per GPU (or one on CPU); rank, world size and device come from
+`distributed.init_world`, so the same command runs alone, under torchrun, and under srun.
+Only rank 0 writes checkpoints, metrics and plots.
+
+Stopping: on any of `--stop-signals` the handler only sets a flag; the ranks agree on it at a
+step boundary, rank 0 writes a checkpoint, and every rank exits with EXIT_STOPPED (75). Under
+Slurm rank 0 first requeues the job, which then resumes from that checkpoint (`--resume auto`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from hpc_rnn import atomic, checkpoint, config, shards
+from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.data import WindowPlan
+from hpc_rnn.distributed import (
+    World, all_sum, any_rank, barrier, close_world, init_world, slurm_job_id,
+)
+from hpc_rnn.evaluate import next_word_metrics, validation_plan
+from hpc_rnn.metrics import MetricsLog, plot_curves
+from hpc_rnn.model import RecurrentLM
+from hpc_rnn.vocab import load_vocab
+
+EXIT_STOPPED = 75  # EX_TEMPFAIL: checkpointed on a signal, run again to continue
+
+
+@dataclass
+class Position:
+    """Where training stands: resuming at a Position replays nothing and skips nothing."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    window: int = 0  # windows of `epoch` already trained on (across all ranks)
+
+
+class StopFlag:
+    """Set by a stop signal; read at step boundaries (a handler must not do the work itself)."""
+
+    def __init__(self, names: str) -> None:
+        self.raised: str | None = None
+        for name in filter(None, (n.strip().upper() for n in names.split(","))):
+            sig = getattr(signal, name if name.startswith("SIG") else "SIG" + name, None)
+            if sig is None:
+                raise UserError(f"--stop-signals: unknown signal {name!r} (e.g. USR1,USR2,TERM)")
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.raised = signal.Signals(signum).name
+
+
+def train(cfg: config.TrainConfig) -> int:
+    """Train until the epochs (or max_steps) are done, or a stop signal; returns the exit code."""
+    stop = StopFlag(cfg.stop_signals)
+    world = init_world(cfg.device, cfg.dist_timeout_s)
+    try:
+        return _train(cfg, world, stop)
+    finally:
+        close_world()
+
+
+def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
+    run = Path(cfg.run)
+    vocab = load_vocab(cfg.data)
+    manifest = shards.read_manifest(cfg.data)
+    plan = WindowPlan(
+        shards.load_stream(cfg.data, "train"), window=vocab.window, objective=cfg.objective,
+        batch_size=cfg.batch_size, rank=world.rank, world=world.size, seed=cfg.seed,
+    )
+    if plan.n_windows == 0:
+        raise UserError(f"{cfg.data} has no training windows: preprocess a longer corpus")
+    val_plan = validation_plan(cfg.data, vocab.window, cfg.batch_size, cfg.val_windows, world)
+
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    model = RecurrentLM(vocab.n_words, cfg.model).to(world.device)
+    optimizer = make_optimizer(cfg, model)
+    pos = Position()
+    resumed = resume(cfg, run, world, model, optimizer, vocab.hash)
+    if resumed is not None:
+        pos = resumed
+    else:
+        torch.manual_seed(cfg.seed + 1 + world.rank)  # dropout masks differ between ranks
+    net = DistributedDataParallel(model) if world.size > 1 else model
+    if world.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    horizon = plan.steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        horizon = min(horizon, cfg.max_steps)
+    log = None
+    if world.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(run / "config.json", config.to_dict(cfg))
+        print(f"config: {config.describe(cfg)}", flush=True)
+        print(
+            f"data: {manifest['splits']['train']['n_tokens']} training tokens, "
+            f"{plan.n_windows} windows of {vocab.window}, vocabulary {vocab.n_words}; "
+            f"model: {model.count_parameters()} parameters; world {world.size} on {world.device}; "
+            f"{plan.steps_per_epoch} steps an epoch; "
+            + (f"resuming at step {pos.step} (epoch {pos.epoch})" if resumed else "starting fresh"),
+            flush=True,
+        )
+        log = MetricsLog(run, resume_step=pos.step)
+
+    def save(val_loss: float | None = None) -> None:
+        if world.is_main:
+            checkpoint.save(
+                run, pos.step, checkpoint_state(cfg, model, optimizer, pos, vocab.hash),
+                val_loss=val_loss, keep_last=cfg.keep_last,
+            )
+        barrier(world)  # nobody exits or requeues before the checkpoint is on disk
+
+    last_save = time.monotonic()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=world.device.type == "cuda")
+    sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log
+    tick = time.perf_counter()
+    while pos.epoch < cfg.epochs and not (cfg.max_steps and pos.step >= cfg.max_steps):
+        bar = tqdm(
+            total=plan.n_windows, initial=pos.window, desc=f"epoch {pos.epoch}", unit=" win",
+            disable=not world.is_main or not sys.stderr.isatty(), leave=False,
+        )
+        net.train()
+        for after, batch in plan.batches(pos.epoch, pos.window):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, pos.step, horizon)
+            with autocast:
+                logits, _ = net(batch.inputs.to(world.device), last_only=cfg.objective == "last")
+            loss, stats = objective_loss(logits.float(), batch, world.size, world.device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            sums += stats
+            bar.update(after - pos.window)
+            pos.step, pos.window = pos.step + 1, after
+
+            at_log = pos.step % cfg.log_every == 0
+            if at_log:
+                total = all_sum(sums, world).tolist()
+                now = time.perf_counter()
+                record = {
+                    "kind": "train", "step": pos.step, "epoch": pos.epoch,
+                    "loss": total[0] / max(total[2], 1), "acc": total[1] / max(total[2], 1),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "windows_per_s": total[2] / (now - tick),
+                }
+                if log is not None:
+                    log.write(record)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}")
+                sums.zero_()
+                tick = now
+            # Ranks agree on the flags at steps every rank reaches (each step when alone).
+            if world.size == 1 or at_log:
+                by_time = time.monotonic() - last_save >= cfg.ckpt_every_minutes * 60
+                stopping, by_time = any_rank([stop.raised is not None, by_time], world)
+            else:
+                stopping = by_time = False
+            if stopping:
+                save()
+                bar.close()
+                return stopped(cfg, world, stop, pos, log)
+            if by_time or pos.step % cfg.ckpt_every_steps == 0:
+                save()
+                last_save = time.monotonic()
+            if cfg.max_steps and pos.step >= cfg.max_steps:
+                break
+        bar.close()
+        if pos.window >= plan.n_windows:
+            pos.epoch, pos.window = pos.epoch + 1, 0
+        metrics = next_word_metrics(model, val_plan, world)
+        if log is not None:
+            log.write({"kind": "epoch", "step": pos.step, "epoch": pos.epoch, **metrics})
+            print(
+                f"epoch {pos.epoch} step {pos.step}: val loss {metrics['val_loss']:.4f} "
+                f"acc {metrics['val_acc']:.4f} ppl {metrics['val_ppl']:.2f}",
+                flush=True,
+            )
+            plot_curves(run)
+        save(val_loss=metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None)
+        last_save = time.monotonic()
+    if log is not None:
+        log.close()
+        print(f"done: {pos.step} steps, {pos.epoch} epochs; checkpoints in {run / checkpoint.CHECKPOINTS}", flush=True)
+    return 0
+
+
+def objective_loss(
+    logits: torch.Tensor, batch: Any, world_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss to back-propagate, and (loss sum, correct sum, windows) for the logs.
+
+    Each window's loss is its mean cross-entropy; the step's loss is the mean over the
+    `n_global` windows of all ranks. DDP averages gradients over ranks, so each rank scales
+    its sum by world_size / n_global: 2 ranks with batch b then take the same step as 1 with 2b.
+    """
+    targets = batch.targets.to(device)
+    weight = batch.weight.to(device)
+    ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
+    correct = (logits.argmax(-1) == targets).float()
+    if targets.dim() == 2:  # objective "all": one prediction per position
+        ce = ce.view_as(targets).mean(1)
+        correct = correct.mean(1)
+    loss = (ce * weight).sum() * (world_size / batch.n_global)
+    stats = torch.stack([(ce.detach() * weight).sum(), (correct * weight).sum(), weight.sum()])
+    return loss, stats
+
+
+def learning_rate(cfg: config.TrainConfig, step: int, horizon: int) -> float:
+    """Linear warm-up, then constant or cosine decay to 5 % over the run's planned steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, horizon - cfg.warmup_steps))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(cfg: config.TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    raise UserError(f"--optimizer must be adamw or sgd, got {cfg.optimizer!r}")
+
+
+def checkpoint_state(
+    cfg: config.TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    pos: Position, vocab_hash: str,
+) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": checkpoint.rng_state(),
+        "position": dataclasses.asdict(pos),
+        "step": pos.step,
+        "config": config.to_dict(cfg),
+        "vocab_hash": vocab_hash,
+    }
+
+
+def resume(
+    cfg: config.TrainConfig, run: Path, world: World, model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer, vocab_hash: str,
+) -> Position | None:
+    """Load the checkpoint `cfg.resume` names into model and optimizer; None to start fresh."""
+    if cfg.resume == "never":
+        if checkpoint.complete(run):
+            raise UserError(
+                f"{run} already holds checkpoints: resume with --resume auto, or choose a new --run"
+            )
+        return None
+    if cfg.resume == "auto":
+        found = checkpoint.load_latest(run, "cpu", warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+        if found is None:
+            return None
+        path, state = found
+    else:
+        path = checkpoint.resolve(cfg.resume)
+        state = checkpoint.load(path, "cpu")
+    if state["vocab_hash"] != vocab_hash:
+        raise UserError(
+            f"checkpoint {path} was trained on another vocabulary than {cfg.data}: "
+            "use the data it was trained on, or a new --run"
+        )
+    saved_model = state["config"]["model"]
+    if saved_model != config.to_dict(cfg.model):
+        raise UserError(
+            f"checkpoint {path} holds a model {saved_model}, not the {config.to_dict(cfg.model)} "
+            "asked for: drop the model flags, or use a new --run"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    checkpoint.set_rng_state(state["rng"])
+    if world.rank > 0:
+        torch.manual_seed(cfg.seed + 1 + world.rank + state["step"])
+    return Position(**state["position"])
+
+
+def stopped(
+    cfg: config.TrainConfig, world: World, stop: StopFlag, pos: Position, log: MetricsLog | None
+) -> int:
+    """After the stop checkpoint: requeue under Slurm (rank 0), then every rank exits."""
+    if log is not None:
+        log.close()
+        print(f"stopped by {stop.raised or 'a peer'} at step {pos.step}: checkpoint written", flush=True)
+        job = slurm_job_id() if cfg.requeue else None
+        if job:
+            done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+            print(
+                f"requeued Slurm job {job}" if done.returncode == 0
+                else f"warning: scontrol requeue {job} failed: {done.stderr.strip()}",
+                flush=True,
+            )
+    barrier(world)
+    return EXIT_STOPPED
+
+
+def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
+    parser = argparse.ArgumentParser(prog="python -m hpc_rnn.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="a directory written by hpc_rnn.preprocess")
+    parser.add_argument("--run", required=True, help="directory for checkpoints, metrics, plots")
+    parser.add_argument("--preset", choices=sorted(config.PRESETS), help="a named starting point")
+    config.add_arguments(parser, config.TrainConfig, skip=("data", "run", "model"))
+    config.add_arguments(parser, config.ModelConfig)
+    args = parser.parse_args(argv)
+    # Preset values apply where the command line left the default.
+    explicit = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or sys.argv[1:]) if a.startswith("--")}
+    base = config.PRESETS.get(args.preset or "", {})
+    model_fields = {f.name for f in dataclasses.fields(config.ModelConfig)}
+    model = config.from_args(config.ModelConfig, args)
+    if "model" in base:
+        model = dataclasses.replace(
+            base["model"], **{k: getattr(model, k) for k in model_fields if k in explicit}
+        )
+    values = {k: v for k, v in base.items() if k != "model" and k not in explicit}
+    cfg = config.from_args(config.TrainConfig, args, model=model)
+    return dataclasses.replace(cfg, **values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(lambda: train(parse_config(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

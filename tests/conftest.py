@@ -1,0 +1,91 @@
+"""Shared fixtures: the demo corpus, the real corpus, and running commands as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The tests import the package from this checkout, installed or not.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+REAL_CORPUS = Path("/work/shared/corpora/dev/mm13000_a-f_mastercook.txt")
+DEMO_RECIPES = 200
+DEMO_SEED = 7
+
+# Variables by which a launcher tells a process it is one of several; a test run inside a Slurm
+# allocation or under mpiexec must not pass them on to the commands it starts.
+_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "OMPI_", "MPI_LOCALNRANKS", "SLURM_", "HYDRA_")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_LAUNCHER_PREFIXES)}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated corpus of DEMO_RECIPES MasterCook recipes (UTF-8, LF)."""
+    from hpc_rnn import demo_corpus
+
+    path = tmp_path_factory.mktemp("demo") / "demo_recipes.txt"
+    demo_corpus.write_corpus(path, recipes=DEMO_RECIPES, seed=DEMO_SEED)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_corpus() -> Path:
+    if not REAL_CORPUS.is_file():
+        pytest.skip(f"real corpus {REAL_CORPUS} is not on this machine")
+    return REAL_CORPUS
+
+
+@pytest.fixture(scope="session")
+def run_preprocess() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python -m hpc_rnn.preprocess ARGS` from the repository root, as a user would."""
+
+    def run(
+        *args: str | os.PathLike, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hpc_rnn.preprocess", *map(str, args)],
+            cwd=ROOT,
+            env=env if env is not None else clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def demo_data(
+    demo_corpus: Path, run_preprocess: Callable[..., subprocess.CompletedProcess[str]], tmp_path_factory
+) -> Path:
+    """The demo corpus preprocessed once with the default options, by the command."""
+    out = tmp_path_factory.mktemp("demo_data") / "data"
+    proc = run_preprocess(demo_corpus, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory` with its bytes, to check that a command left it alone."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def tree_bytes() -> Callable[[Path], dict[str, bytes]]:
+    return snapshot

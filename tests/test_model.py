@@ -1,0 +1,168 @@
+"""RecurrentLM against the lecture's dense network: one-hot input -> nn.LSTM/nn.GRU -> Linear."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpc_rnn.config import ModelConfig
+from hpc_rnn.model import RecurrentLM
+
+N_WORDS = 37
+CELLS = ["lstm", "gru"]
+
+
+def _model(cell: str, *, hidden: int = 16, layers: int = 1, dropout: float = 0.0) -> RecurrentLM:
+    torch.manual_seed(0)
+    return RecurrentLM(
+        N_WORDS, ModelConfig(cell=cell, hidden=hidden, layers=layers, dropout=dropout)
+    )
+
+
+def _tokens(batch: int = 3, steps: int = 11) -> torch.Tensor:
+    return torch.randint(0, N_WORDS, (batch, steps), generator=torch.Generator().manual_seed(1))
+
+
+def _random_state(model: RecurrentLM, batch: int):
+    g = torch.Generator().manual_seed(2)
+    shape = (model.cfg.layers, batch, model.cfg.hidden)
+    h = torch.randn(shape, generator=g)
+    return (h, torch.randn(shape, generator=g)) if model.cfg.cell == "lstm" else h
+
+
+def _loss(logits: torch.Tensor, state) -> torch.Tensor:
+    # The final state enters the loss too, so gradients through it are checked as well.
+    targets = torch.arange(logits.shape[0] * logits.shape[1]).reshape(logits.shape[:2]) % N_WORDS
+    ce = F.cross_entropy(logits.reshape(-1, N_WORDS), targets.reshape(-1))
+    states = state if isinstance(state, tuple) else (state,)
+    return ce + sum(s.square().mean() for s in states)
+
+
+def one_hot_reference(model: RecurrentLM) -> tuple[nn.Module, nn.Linear, dict]:
+    """The lecture's dense network with `model`'s weights, and which of its parameters
+    corresponds to which of the model's (with a transpose for the input weight)."""
+    cfg = model.cfg
+    cell = {"lstm": nn.LSTM, "gru": nn.GRU}[cfg.cell]
+    rnn = cell(N_WORDS, cfg.hidden, num_layers=cfg.layers, batch_first=True)
+    out = nn.Linear(cfg.hidden, N_WORDS)
+    pairs = {
+        "input_weight": (rnn.weight_ih_l0, True),
+        "hidden_weight": (rnn.weight_hh_l0, False),
+        "input_bias": (rnn.bias_ih_l0, False),
+        "hidden_bias": (rnn.bias_hh_l0, False),
+        "output.weight": (out.weight, False),
+        "output.bias": (out.bias, False),
+    }
+    for layer in range(1, cfg.layers):
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            pairs[f"upper.{kind}_l{layer - 1}"] = (getattr(rnn, f"{kind}_l{layer}"), False)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, (ref, transposed) in pairs.items():
+            ref.copy_(params[name].t() if transposed else params[name])
+    return rnn, out, pairs
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_equals_dense_one_hot_network_outputs_and_gradients(cell: str, layers: int) -> None:
+    model = _model(cell, layers=layers)
+    rnn, out, pairs = one_hot_reference(model)
+    tokens = _tokens()
+    state = _random_state(model, tokens.shape[0])
+
+    logits, final = model(tokens, state)
+    one_hot = F.one_hot(tokens, N_WORDS).float()
+    hidden, ref_final = rnn(one_hot, state)
+    ref_logits = out(hidden)
+
+    torch.testing.assert_close(logits, ref_logits, atol=1e-5, rtol=0)
+    for got, want in zip(final, ref_final, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+    _loss(logits, final).backward()
+    _loss(ref_logits, ref_final).backward()
+    params = dict(model.named_parameters())
+    assert set(pairs) == set(params), "every parameter has a counterpart in the dense network"
+    for name, (ref, transposed) in pairs.items():
+        want = ref.grad.t() if transposed else ref.grad
+        torch.testing.assert_close(params[name].grad, want, atol=1e-5, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_loop_and_functional_paths_agree_forward_and_backward(cell: str) -> None:
+    model = _model(cell, layers=2)
+    tokens = _tokens()
+    state = _random_state(model, tokens.shape[0])
+    results = []
+    for functional in (False, True):
+        model._functional = functional
+        model.zero_grad()
+        logits, final = model(tokens, state)
+        _loss(logits, final).backward()
+        results.append((logits, final, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (loop_logits, loop_final, loop_grads), (fn_logits, fn_final, fn_grads) = results
+    torch.testing.assert_close(loop_logits, fn_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(loop_final, fn_final, atol=1e-5, rtol=0)
+    for name, grad in loop_grads.items():
+        torch.testing.assert_close(grad, fn_grads[name], atol=1e-5, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("functional", [False, True])
+def test_carried_state_continues_the_sequence(cell: str, functional: bool) -> None:
+    model = _model(cell, layers=2).eval()
+    model._functional = functional
+    tokens = _tokens(steps=12)
+    with torch.no_grad():
+        whole, whole_state = model(tokens)
+        first, state = model(tokens[:, :5])
+        second, halves_state = model(tokens[:, 5:], state)
+        last, last_state = model(tokens, last_only=True)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole, atol=1e-5, rtol=0)
+    torch.testing.assert_close(halves_state, whole_state, atol=1e-5, rtol=0)
+    assert last.shape == (tokens.shape[0], N_WORDS)
+    torch.testing.assert_close(last, whole[:, -1])
+    torch.testing.assert_close(last_state, whole_state)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_multilayer_dropout_trains_and_eval_is_deterministic(cell: str) -> None:
+    model = _model(cell, layers=3, dropout=0.5)
+    tokens = _tokens()
+    logits_a, state = model(tokens)
+    logits_b, _ = model(tokens)
+    assert not torch.equal(logits_a, logits_b), "dropout is active in training"
+    _loss(logits_a, state).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+    model.eval()
+    with torch.no_grad():
+        eval_a, _ = model(tokens)
+        eval_b, _ = model(tokens)
+    assert torch.equal(eval_a, eval_b)
+
+
+def test_state_parameters_checkpoint_keys_and_init() -> None:
+    model = _model("lstm", hidden=16, layers=2)
+    h, c = model.init_state(4, "cpu")
+    assert h.shape == c.shape == (2, 4, 16)
+    assert not h.any() and not c.any()
+    assert _model("gru", hidden=16, layers=2).init_state(4, "cpu").shape == (2, 4, 16)
+
+    dense_lstm = 4 * 16 * (N_WORDS + 16 + 2) + 4 * 16 * (16 + 16 + 2)
+    assert model.count_parameters() == dense_lstm + 16 * N_WORDS + N_WORDS
+    # The identity fed to the fused path is a constant, not a checkpointed weight.
+    assert "identity" not in model.state_dict()
+    bound = 1 / math.sqrt(16)
+    for p in (model.input_weight, model.hidden_weight, model.input_bias, model.hidden_bias):
+        assert p.abs().max() <= bound
+
+
+def test_unknown_cell_raises() -> None:
+    with pytest.raises(ValueError, match="unknown cell"):
+        RecurrentLM(N_WORDS, ModelConfig(cell="rnn"))
