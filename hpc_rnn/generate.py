@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from hpc_rnn import atomic, config, text
+from hpc_rnn import atomic, checkpoint, config, text
 from hpc_rnn.cli import UserError, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig
 from hpc_rnn.model import RecurrentLM, State
@@ -35,8 +35,6 @@ CONTEXTS = ("carry", "window")
 MANIFEST_FILE = "manifest.jsonl"
 _HEADER = tuple(text.tokenize("* Exported from MasterCook *"))
 _RECIPE_FILES = "recipe-*.txt"
-_STATE_FILE = "state.pt"  # in a checkpoint step directory, beside the marker written last
-_COMPLETE_FILE = "COMPLETE"
 
 
 def generate(
@@ -118,16 +116,15 @@ def recipe_text(words: list[str]) -> str:
     return text.NEWLINE.join(lines).strip(text.NEWLINE) + text.NEWLINE
 
 
-def load_model(
-    checkpoint: str, vocab_dir: str, device: torch.device
-) -> tuple[RecurrentLM, Vocab, Path]:
-    """The model of a checkpoint (step or run directory), its vocabulary, and the step directory.
+def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[RecurrentLM, Vocab, Path]:
+    """The model of checkpoint `path` (a step or run directory), its vocabulary, and its step
+    directory.
 
     `vocab_dir` overrides the data directory named in the checkpoint's training config; either
     way the vocabulary must be the one the model was trained with.
     """
-    step_dir = _resolve_checkpoint(Path(checkpoint))
-    state = _load_checkpoint(step_dir, device)
+    step_dir = checkpoint.resolve(path)
+    state = checkpoint.load(step_dir, device)
     vocab_dir = vocab_dir or state["config"]["data"]
     try:
         vocab = load_vocab(vocab_dir)
@@ -178,7 +175,7 @@ def run(cfg: GenerateConfig) -> str:
         "settings": settings,
         "device": str(device),
         "checkpoint": str(step_dir),
-        "checkpoint_sha256": file_sha256(step_dir / _STATE_FILE),
+        "checkpoint_sha256": file_sha256(step_dir / checkpoint.STATE_FILE),
         "vocab_hash": vocab.hash,
         "words_per_s": round(rate, 1),
     }
@@ -370,31 +367,6 @@ def _device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but no CUDA device is visible: use --device cpu")
     return torch.device(name)
-
-
-# TODO(lead): replace with checkpoint.resolve
-def _resolve_checkpoint(path: Path) -> Path:
-    if (path / _STATE_FILE).exists():
-        if not (path / _COMPLETE_FILE).exists():
-            raise UserError(
-                f"checkpoint {path} is incomplete (no {_COMPLETE_FILE} marker; its job was "
-                "stopped while writing it): give another step directory, or the run directory"
-            )
-        return path
-    steps = sorted(
-        p for p in (path / "checkpoints").glob("step-*") if (p / _COMPLETE_FILE).exists()
-    )
-    if not steps:
-        raise UserError(
-            f"no complete checkpoint at {path}: give a run directory (with checkpoints/) "
-            "or one of its checkpoints/step-* directories"
-        )
-    return steps[-1]
-
-
-# TODO(lead): replace with checkpoint.load
-def _load_checkpoint(step_dir: Path, map_location: torch.device) -> dict:
-    return torch.load(step_dir / _STATE_FILE, map_location=map_location, weights_only=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from hpc_rnn.config import ModelConfig
 
@@ -82,22 +83,24 @@ class RecurrentLM(nn.Module):
             state = self.init_state(tokens.shape[0], tokens.device)
         lstm = self.cfg.cell == "lstm"
         first = (state[0][:1], state[1][:1]) if lstm else state[:1]
-        gates = self.input_weight[tokens]  # = one-hot @ W_ih^T, without building the one-hot
+        # = one-hot @ W_ih^T without building the one-hot. F.embedding, not indexing: its CPU
+        # backward is deterministic, which bitwise-exact resume needs.
+        gates = F.embedding(tokens, self.input_weight)
         functional = self._functional
         if functional is None:
             functional = tokens.device.type == "cuda"
         run_first = _first_layer_functional if functional else _first_layer_loop
-        out, first = run_first(self, gates, first)
+        out, final = run_first(self, gates, first)
         if self.upper is not None:
             upper = (state[0][1:], state[1][1:]) if lstm else state[1:]
             out, upper = self.upper(self.dropout(out), upper)
             if lstm:
-                first = (torch.cat([first[0], upper[0]]), torch.cat([first[1], upper[1]]))
+                final = (torch.cat([final[0], upper[0]]), torch.cat([final[1], upper[1]]))
             else:
-                first = torch.cat([first, upper])
+                final = torch.cat([final, upper])
         if last_only:
             out = out[:, -1]
-        return self.output(self.dropout(out)), first
+        return self.output(self.dropout(out)), final
 
 
 def _first_layer_loop(

@@ -15,7 +15,8 @@ Ingredient consistency (the lecture's named failure: "the instructions reference
 which are not in the ingredients list"), defined operationally:
     1. INGREDIENT WORDS are a global lexicon built from a reference corpus (`IngredientLexicon`):
        the content words of ingredient names (the ingredient column without amount, measure and
-       `-- preparation`), less stop words, measure words, preparation/size words and numbers,
+       `-- preparation`), less numbers, STOP_WORDS, MEASURE_WORDS, DESCRIPTOR_WORDS (cut, size,
+       state, colour) and GENERIC_WORDS (vegetables, meat),
        and less every word whose recipe-level share in ingredient names is below
        `MIN_INGREDIENT_SHARE`: share = ing / (ing + dirs), where ing counts the recipes that
        have the word in an ingredient name and dirs the recipes that have it in the directions.
@@ -335,7 +336,7 @@ def _keys(text: str) -> set[str]:
     return {singular(t) for t in _alpha_tokens(text)}
 
 
-_DROP_KEYS = frozenset(_DROP | {singular(w) for w in _DROP})
+_DROP_KEYS = frozenset(singular(w) for w in _DROP)
 
 
 @dataclass(frozen=True)
@@ -376,7 +377,7 @@ class IngredientLexicon:
             for name in p.names:
                 for tok in _alpha_tokens(name):
                     key = singular(tok)
-                    if key not in _DROP_KEYS and tok not in _DROP:
+                    if key not in _DROP_KEYS:
                         keys.add(key)
                         forms[key, tok] += 1
             in_names.update(keys)  # recipe counts: a word repeated in one recipe counts once

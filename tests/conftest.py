@@ -68,7 +68,9 @@ def run_preprocess() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture(scope="session")
 def demo_data(
-    demo_corpus: Path, run_preprocess: Callable[..., subprocess.CompletedProcess[str]], tmp_path_factory
+    demo_corpus: Path,
+    run_preprocess: Callable[..., subprocess.CompletedProcess[str]],
+    tmp_path_factory,
 ) -> Path:
     """The demo corpus preprocessed once with the default options, by the command."""
     out = tmp_path_factory.mktemp("demo_data") / "data"
@@ -84,8 +86,3 @@ def snapshot(directory: Path) -> dict[str, bytes]:
         for p in sorted(directory.rglob("*"))
         if p.is_file()
     }
-
-
-@pytest.fixture(scope="session")
-def tree_bytes() -> Callable[[Path], dict[str, bytes]]:
-    return snapshot

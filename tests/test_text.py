@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_RECIPES, DEMO_SEED
 
 from hpc_rnn import text
 from hpc_rnn.text import CorpusError, detokenize, tokenize
@@ -69,9 +70,10 @@ def test_crlf_and_cr_give_the_same_tokens_as_lf():
     assert tokenize(lf.replace("\n", "\r")) == tokenize(lf)
 
 
-def test_dos_control_characters_are_dropped():
-    assert tokenize("Mix\x14well.\x1a") == ["mixwell", "."]
-    assert tokenize("salt\x00 pepper") == ["salt", "pepper"]
+def test_dos_control_characters_are_not_words():
+    # Ctrl-T (Meal-Master's paragraph mark), Ctrl-Z (end of file), NUL padding
+    assert tokenize("Mix well.\x14\nServe.\x1a") == ["mix", "well", ".", NL, "serve", "."]
+    assert tokenize("salt \x00\x00 pepper\x04") == ["salt", "pepper"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,10 +164,11 @@ def test_meal_master_recipes_are_recognised(tmp_path: Path):
     assert [("Soup" in r, "Stew" in r) for r in recipes] == [(True, False), (False, True)]
 
 
-def test_demo_corpus_has_every_recipe(demo_corpus: Path):
-    from tests.conftest import DEMO_RECIPES
+def test_demo_corpus_reads_back_as_its_recipes(demo_corpus: Path):
+    from hpc_rnn.demo_corpus import generate_recipes
 
-    assert len(list(text.iter_recipes(demo_corpus, "utf-8"))) == DEMO_RECIPES
+    expected = list(generate_recipes(DEMO_RECIPES, DEMO_SEED))
+    assert list(text.iter_recipes(demo_corpus, "utf-8")) == expected
 
 
 def test_preamble_before_the_first_recipe_is_ignored(tmp_path: Path):
@@ -213,14 +216,18 @@ def test_non_utf8_byte_at_the_very_end_of_the_file(tmp_path: Path):
 
 
 def test_utf8_failing_only_in_a_later_chunk(tmp_path: Path):
-    # Valid UTF-8 in the first 4 MiB chunk, but with bytes cp1252 cannot read ('Á' is C3 81);
-    # a stray latin-1 byte after it: the file must be read as latin-1, not fail later.
-    head = RECIPE.format(title="Á", deg="").encode() * 5000
-    assert len(head) > 1 << 22
-    path = _write(tmp_path / "mixed.txt", head + b"\xb0\n")
+    # The first 4 MiB are valid UTF-8 but hold bytes cp1252 cannot read ('Á' is C3 81); past
+    # them, plain ASCII and one stray latin-1 byte. Only latin-1 reads the whole file.
+    accented = RECIPE.format(title="Á", deg="").encode()
+    plain = RECIPE.format(title="A", deg="").encode()
+    n_accented = (1 << 22) // len(accented) - 1
+    n_plain = 200
+    data = accented * n_accented + plain * n_plain + b"\xb0\n"
+    assert len(accented) * n_accented < 1 << 22 < len(data) - len(plain)
+    path = _write(tmp_path / "mixed.txt", data)
     enc = text.sniff_encoding(path)
     assert enc.name == "latin-1"
-    assert sum(1 for _ in text.iter_recipes(path, enc.name)) == 5000
+    assert sum(1 for _ in text.iter_recipes(path, enc.name)) == n_accented + n_plain
 
 
 def test_binary_file_is_refused(tmp_path: Path):
@@ -248,9 +255,13 @@ def test_recipe_boundaries_cover_the_file_once(demo_corpus: Path):
     size = demo_corpus.stat().st_size
     whole = list(text.iter_recipes(demo_corpus, "utf-8"))
     for parts in (2, 3, 7):
-        starts = [text.recipe_boundary_at_or_after(demo_corpus, size * r // parts) for r in range(parts)]
+        starts = [
+            text.recipe_boundary_at_or_after(demo_corpus, size * r // parts) for r in range(parts)
+        ]
         ends = [*starts[1:], size]
         joined = [
-            r for s, e in zip(starts, ends, strict=True) for r in text.iter_recipes(demo_corpus, "utf-8", s, e)
+            r
+            for s, e in zip(starts, ends, strict=True)
+            for r in text.iter_recipes(demo_corpus, "utf-8", s, e)
         ]
         assert joined == whole

@@ -1,0 +1,288 @@
+"""Generation: sampling, the two context modes against the lecture's loop, stopping, and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, clean_env
+from torch import nn
+
+from hpc_rnn import checkpoint, config, text
+from hpc_rnn import generate as gen
+from hpc_rnn.config import ModelConfig, TrainConfig
+from hpc_rnn.model import RecurrentLM
+from hpc_rnn.vocab import Vocab, build_vocab
+
+DEMO = """* Exported from MasterCook *
+
+                          Chocolate Cake
+
+Recipe By     : grandma
+Serving Size  : 8    Preparation Time :0:45
+Categories    : Desserts Cakes
+
+  Amount  Measure       Ingredient -- Preparation Method
+--------  ------------  --------------------------------
+   2      cups          flour
+   1 1/2  cups          sugar
+   3                    eggs -- beaten
+   1/2    cup           cocoa
+
+Mix the flour, sugar and cocoa. Add the eggs and beat well. Bake at 350 for 30 minutes.
+
+Yield: 1 cake
+
+                   - - - - - - - - - - - - - - - - - -
+"""
+
+
+def _vocab(extra: str = "") -> Vocab:
+    return build_vocab(Counter(text.tokenize(DEMO + extra)), window=50, min_count=1, unk=False)
+
+
+def _model(vocab: Vocab, seed: int = 0) -> RecurrentLM:
+    torch.manual_seed(seed)
+    model = RecurrentLM(vocab.n_words, ModelConfig(hidden=24))
+    with torch.no_grad():
+        # Default random weights settle into one word repeated under greedy decoding; larger
+        # weights keep the state moving, so greedy text varies and the comparisons below bite.
+        model.input_weight.mul_(8)
+        model.hidden_weight.mul_(3)
+        model.output.weight.mul_(20)
+        model.output.bias.zero_()
+        # A long memory (forget gates open), so words that leave the window change the text.
+        model.input_bias[model.cfg.hidden : 2 * model.cfg.hidden] += 2
+    return model.eval()
+
+
+def _generate(model: RecurrentLM, vocab: Vocab, **settings) -> list[list[str]]:
+    args = dict(n=5, context="carry", temperature=0.8, max_words=40, batch=3, seed=0)
+    return gen.generate(model, vocab, **{**args, **settings}, device="cpu")
+
+
+def test_same_seed_same_text_different_seed_different() -> None:
+    vocab = _vocab()
+    model = _model(vocab)
+    for context in gen.CONTEXTS:
+        first = _generate(model, vocab, context=context, seed=1)
+        assert _generate(model, vocab, context=context, seed=1) == first
+        assert _generate(model, vocab, context=context, seed=2) != first
+    assert len(first) == 5
+
+
+def test_greedy_window_equals_the_lecture_loop() -> None:
+    vocab = _vocab()
+    model = _model(vocab)
+    prompt = "chocolate cake"
+    # 70 words after a 9-word seed: past the 50-word window, so the window's cut is exercised.
+    (got,) = _generate(
+        model, vocab, n=1, context="window", temperature=0, prompt=prompt, max_words=70
+    )
+
+    seed = text.tokenize("* Exported from MasterCook *\n\n" + prompt)
+    ids = [vocab.index[w] for w in seed]
+    with torch.no_grad():
+        for _ in range(70):
+            logits, _ = model(torch.tensor([ids[-vocab.window :]]))
+            ids.append(int(logits[0, -1].argmax()))
+    want = vocab.decode(ids)
+    assert got == want[: len(got)]
+    assert len(got) == len(want), "this model's greedy text runs to max_words"
+
+
+def test_carry_and_window_agree_for_greedy_within_the_window() -> None:
+    vocab = _vocab()
+    model = _model(vocab)
+    # Seed (8 words) + 40 words stay within the 50-word window: both modes see the same context.
+    carry = _generate(model, vocab, context="carry", temperature=0, max_words=40)
+    window = _generate(model, vocab, context="window", temperature=0, max_words=40)
+    assert carry == window
+    assert len({tuple(r) for r in carry}) > 1, "random titles give different recipes"
+
+
+def test_top_k_one_and_tiny_top_p_are_greedy() -> None:
+    logits = torch.randn(6, 40, generator=torch.Generator().manual_seed(0))
+    greedy = logits.argmax(dim=-1)
+    for top_k, top_p in ((1, 1.0), (0, 1e-6), (5, 1e-6)):
+        picks = gen.sample_next(
+            logits, temperature=1.0, top_k=top_k, top_p=top_p, generator=torch.Generator()
+        )
+        assert torch.equal(picks, greedy)
+    top3 = logits.topk(3, dim=-1).indices
+    picks = gen.sample_next(
+        logits, temperature=5.0, top_k=3, top_p=1.0, generator=torch.Generator().manual_seed(1)
+    )
+    assert all(p in row for p, row in zip(picks.tolist(), top3.tolist(), strict=True))
+
+
+def test_stops_at_max_words() -> None:
+    vocab = _vocab()
+    recipes = _generate(_model(vocab), vocab, temperature=1.0, max_words=13)
+    seed = len(text.tokenize("* Exported from MasterCook *\n\n")) + 1
+    assert all(len(r) <= seed + 13 for r in recipes)
+    assert any(len(r) == seed + 13 for r in recipes)
+
+
+class _Scripted(nn.Module):
+    """Writes `scripts[row]` after the seed whatever it reads; the batch row and the position
+    travel in the state, so they follow a row when finished recipes leave the batch."""
+
+    def __init__(self, vocab: Vocab, scripts: list[str]) -> None:
+        super().__init__()
+        self.n_words = vocab.n_words
+        self.scripts = [[vocab.index[w] for w in text.tokenize(s)] for s in scripts]
+        self.output = nn.Linear(1, 1)
+
+    def forward(self, tokens: torch.Tensor, state=None, *, last_only: bool = False):
+        assert last_only
+        if state is None:  # the seed: next comes the script's first word
+            state = torch.stack([torch.arange(len(tokens)), torch.zeros(len(tokens), dtype=int)])
+        else:
+            state = state + torch.tensor([[0], [tokens.shape[1]]])
+        logits = torch.zeros(len(tokens), self.n_words)
+        for b, (row, pos) in enumerate(state.t().tolist()):
+            script = self.scripts[row]
+            logits[b, script[min(pos, len(script) - 1)]] = 1.0
+        return logits, state
+
+
+def test_each_recipe_stops_on_its_own() -> None:
+    vocab = _vocab()
+    scripts = [
+        "flour\n- - - - - - -\nsugar sugar",  # the closing line ends it, the line is kept
+        "eggs * exported from mastercook * cake",  # the next header ends it, the header goes
+        "flour sugar eggs cocoa",  # runs to max_words while the others have stopped
+        "- - - -\n- - - - -\n",  # four dashes are no closing line; five are
+    ]
+    model = _Scripted(vocab, scripts)
+    recipes = gen.generate(
+        model, vocab, n=4, temperature=0, prompt="cake", max_words=12, batch=4, device="cpu"
+    )
+    seed = text.tokenize("* Exported from MasterCook *\n\ncake")
+    assert [r[: len(seed)] for r in recipes] == [seed] * 4
+    after = [r[len(seed) :] for r in recipes]
+    assert after[0] == text.tokenize("flour\n- - - - - - -\n")
+    assert after[1] == ["eggs"]
+    assert after[2] == text.tokenize("flour sugar eggs cocoa") + ["cocoa"] * 8
+    assert after[3] == text.tokenize("- - - -\n- - - - -\n")
+
+
+def test_recipe_text_drops_header_and_closing_line() -> None:
+    body = gen.recipe_text(text.tokenize(DEMO))
+    assert body.startswith("chocolate cake\n")
+    assert body.endswith("\nyield:1 cake\n")
+    assert "exported" not in body and "- - -" not in body
+    assert "1 1/2 cups sugar" in body
+
+
+def test_prompt_without_known_words_is_refused() -> None:
+    vocab = _vocab()
+    with pytest.raises(gen.UserError, match="prompt"):
+        _generate(_model(vocab), vocab, prompt="zzz qqq")
+
+
+# ---------------------------------------------------------------------------------------------
+# The command, on a checkpoint laid out as hpc_rnn.checkpoint writes them
+
+
+def _run_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A run directory with one complete checkpoint and a newer one that a killed job left
+    without its marker; returns the run and the complete step directory."""
+    vocab = _vocab()
+    data = tmp_path / "data"
+    data.mkdir()
+    vocab.save(data)
+    model_cfg = ModelConfig(hidden=24)
+    model = RecurrentLM(vocab.n_words, model_cfg)
+    run = tmp_path / "run"
+    state = {
+        "model": model.state_dict(),
+        "config": config.to_dict(TrainConfig(data=str(data), run=str(run), model=model_cfg)),
+        "vocab_hash": vocab.hash,
+        "step": 10,
+    }
+    complete = checkpoint.save(run, 10, state)
+    killed = checkpoint.step_dir(run, 20)
+    killed.mkdir()
+    torch.save({**state, "step": 20}, killed / checkpoint.STATE_FILE)
+    return run, complete
+
+
+def test_command_writes_recipes_and_manifest(tmp_path: Path, capsys) -> None:
+    run, step_dir = _run_dir(tmp_path)
+    out = tmp_path / "samples"
+    argv = ["--checkpoint", str(run), "--out", str(out), "--n", "5", "--batch", "2"]
+    assert gen.main([*argv, "--max-words", "30", "--device", "cpu"]) == 0
+
+    summary = capsys.readouterr().out.strip().splitlines()
+    assert len(summary) == 1 and summary[0].startswith("generated 5 recipes")
+    files = sorted(p.name for p in out.glob("recipe-*.txt"))
+    assert files == [f"recipe-000{i}.txt" for i in range(1, 6)]
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in rows] == files
+    sha = hashlib.sha256((step_dir / "state.pt").read_bytes()).hexdigest()
+    for row in rows:
+        assert row["checkpoint"] == str(step_dir), "the newest complete checkpoint"
+        assert row["checkpoint_sha256"] == sha
+        assert row["settings"]["context"] == "carry" and row["settings"]["seed"] == 0
+        assert row["words"] > 0 and row["words_per_s"] > 0
+    assert not list(out.glob(".*")), "no temporary files left"
+
+
+def test_command_refuses_to_overwrite_recipes(tmp_path: Path) -> None:
+    run, _ = _run_dir(tmp_path)
+    out = tmp_path / "samples"
+    argv = ["--checkpoint", str(run), "--out", str(out), "--max-words", "20", "--device", "cpu"]
+    assert gen.main([*argv, "--n", "3"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    assert gen.main([*argv, "--n", "2", "--seed", "5"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    assert gen.main([*argv, "--n", "2", "--seed", "5", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.glob("recipe-*.txt")) == [
+        "recipe-0001.txt",
+        "recipe-0002.txt",
+    ]
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
+
+
+def test_command_refuses_a_vocabulary_of_another_run(tmp_path: Path) -> None:
+    run, _ = _run_dir(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _vocab(extra="paprika").save(other)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpc_rnn.generate",
+            *("--checkpoint", str(run), "--out", str(tmp_path / "samples")),
+            *("--vocab", str(other), "--device", "cpu"),
+        ],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: vocabulary"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "samples").exists()
+
+
+def test_command_refuses_an_incomplete_checkpoint(tmp_path: Path, capsys) -> None:
+    run, _ = _run_dir(tmp_path)
+    argv = ["--checkpoint", str(checkpoint.step_dir(run, 20)), "--out", str(tmp_path / "s")]
+    assert gen.main([*argv, "--device", "cpu"]) == 2
+    assert "incomplete" in capsys.readouterr().err
