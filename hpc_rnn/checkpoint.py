@@ -126,7 +126,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
         raise CheckpointError(f"checkpoint {path} has an unreadable marker: {exc}") from None
     state_path = path / STATE_FILE
     if not state_path.is_file() or file_sha256(state_path) != expected:
-        raise CheckpointError(f"checkpoint {path} is corrupt (state.pt does not match its checksum)")
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt (state.pt does not match its checksum)"
+        )
     try:
         return torch.load(state_path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a pickle that is not plain data, or a torch version mismatch

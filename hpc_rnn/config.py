@@ -68,8 +68,15 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # The lecture exactly: one-hot LSTM(256) + softmax, SGD, batch 128, 200 epochs, last word.
     "seed": dict(
-        objective="last", optimizer="sgd", lr=0.01, schedule="constant", warmup_steps=0,
-        batch_size=128, epochs=200, clip=0.0, model=ModelConfig(),
+        objective="last",
+        optimizer="sgd",
+        lr=0.01,
+        schedule="constant",
+        warmup_steps=0,
+        batch_size=128,
+        epochs=200,
+        clip=0.0,
+        model=ModelConfig(),
     ),
 }
 
@@ -107,7 +114,9 @@ def from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
 class GenerateConfig:
     checkpoint: str = ""  # a checkpoint step directory, or a run directory (its newest checkpoint)
     out: str = ""  # recipe-0001.txt ... and manifest.jsonl go here
-    vocab: str = ""  # a preprocessed data directory to read vocab.json from (default: the run's data)
+    vocab: str = (
+        ""  # a preprocessed data directory to read vocab.json from (default: the run's data)
+    )
     n: int = 20  # recipes
     context: str = "carry"  # "carry" (state carried, one word per step) or "window" (the lecture's)
     temperature: float = 0.8  # 0: always the most likely word (the lecture's argmax)

@@ -24,13 +24,21 @@ def validation_plan(
         return None
     stride = max(1, -(-n // max_windows)) if max_windows else 1
     return WindowPlan(
-        stream, window=window, objective="last", batch_size=batch_size, rank=world.rank,
-        world=world.size, shuffle=False, stride=stride,
+        stream,
+        window=window,
+        objective="last",
+        batch_size=batch_size,
+        rank=world.rank,
+        world=world.size,
+        shuffle=False,
+        stride=stride,
     )
 
 
 @torch.no_grad()
-def next_word_metrics(model: torch.nn.Module, plan: WindowPlan | None, world: World) -> dict[str, Any]:
+def next_word_metrics(
+    model: torch.nn.Module, plan: WindowPlan | None, world: World
+) -> dict[str, Any]:
     """val_loss (nats), val_acc, val_ppl and val_windows over `plan`, summed across ranks."""
     if plan is None:
         return {"val_loss": math.nan, "val_acc": math.nan, "val_ppl": math.nan, "val_windows": 0}

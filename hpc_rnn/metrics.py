@@ -25,7 +25,8 @@ class MetricsLog:
         if self.path.exists():
             kept = [r for r in read(self.path) if r.get("step", 0) <= resume_step]
             atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        self._f = open(self.path, "a", encoding="utf-8")
+        # Held open for the whole run: one open per record would cost more than the write.
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, record: dict[str, Any]) -> None:
         self._f.write(json.dumps(record) + "\n")
@@ -61,7 +62,9 @@ def plot_curves(run_dir: str | os.PathLike) -> Path:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
         ax.plot([r["step"] for r in train], [r[key] for r in train], label=f"train {label}")
-        ax.plot([r["step"] for r in val], [r[f"val_{key}"] for r in val], "o-", label=f"val {label}")
+        ax.plot(
+            [r["step"] for r in val], [r[f"val_{key}"] for r in val], "o-", label=f"val {label}"
+        )
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.legend()

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from hpc_rnn import atomic, config, shards, text
 from hpc_rnn.cli import UserError, run_main
-from hpc_rnn.distributed import agree, mpi_world
+from hpc_rnn.mpi import agree, mpi_world
 from hpc_rnn.vocab import Vocab, build_vocab
 
 _ENCODINGS = ("utf-8", "cp1252", "latin-1")  # from strictest to most permissive

@@ -33,7 +33,13 @@ from hpc_rnn import atomic, checkpoint, config, shards
 from hpc_rnn.cli import UserError, run_main
 from hpc_rnn.data import WindowPlan
 from hpc_rnn.distributed import (
-    World, all_sum, any_rank, barrier, close_world, init_world, slurm_job_id,
+    World,
+    all_sum,
+    any_rank,
+    barrier,
+    close_world,
+    init_world,
+    slurm_job_id,
 )
 from hpc_rnn.evaluate import next_word_metrics, validation_plan
 from hpc_rnn.metrics import MetricsLog, plot_curves
@@ -82,8 +88,13 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
     vocab = load_vocab(cfg.data)
     manifest = shards.read_manifest(cfg.data)
     plan = WindowPlan(
-        shards.load_stream(cfg.data, "train"), window=vocab.window, objective=cfg.objective,
-        batch_size=cfg.batch_size, rank=world.rank, world=world.size, seed=cfg.seed,
+        shards.load_stream(cfg.data, "train"),
+        window=vocab.window,
+        objective=cfg.objective,
+        batch_size=cfg.batch_size,
+        rank=world.rank,
+        world=world.size,
+        seed=cfg.seed,
     )
     if plan.n_windows == 0:
         raise UserError(f"{cfg.data} has no training windows: preprocess a longer corpus")
@@ -123,8 +134,11 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
     def save(val_loss: float | None = None) -> None:
         if world.is_main:
             checkpoint.save(
-                run, pos.step, checkpoint_state(cfg, model, optimizer, pos, vocab.hash),
-                val_loss=val_loss, keep_last=cfg.keep_last,
+                run,
+                pos.step,
+                checkpoint_state(cfg, model, optimizer, pos, vocab.hash),
+                val_loss=val_loss,
+                keep_last=cfg.keep_last,
             )
         barrier(world)  # nobody exits or requeues before the checkpoint is on disk
 
@@ -134,8 +148,12 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
     tick = time.perf_counter()
     while pos.epoch < cfg.epochs and not (cfg.max_steps and pos.step >= cfg.max_steps):
         bar = tqdm(
-            total=plan.n_windows, initial=pos.window, desc=f"epoch {pos.epoch}", unit=" win",
-            disable=not world.is_main or not sys.stderr.isatty(), leave=False,
+            total=plan.n_windows,
+            initial=pos.window,
+            desc=f"epoch {pos.epoch}",
+            unit=" win",
+            disable=not world.is_main or not sys.stderr.isatty(),
+            leave=False,
         )
         net.train()
         for after, batch in plan.batches(pos.epoch, pos.window):
@@ -158,8 +176,11 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
                 total = all_sum(sums, world).tolist()
                 now = time.perf_counter()
                 record = {
-                    "kind": "train", "step": pos.step, "epoch": pos.epoch,
-                    "loss": total[0] / max(total[2], 1), "acc": total[1] / max(total[2], 1),
+                    "kind": "train",
+                    "step": pos.step,
+                    "epoch": pos.epoch,
+                    "loss": total[0] / max(total[2], 1),
+                    "acc": total[1] / max(total[2], 1),
                     "lr": optimizer.param_groups[0]["lr"],
                     "windows_per_s": total[2] / (now - tick),
                 }
@@ -199,7 +220,10 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
         last_save = time.monotonic()
     if log is not None:
         log.close()
-        print(f"done: {pos.step} steps, {pos.epoch} epochs; checkpoints in {run / checkpoint.CHECKPOINTS}", flush=True)
+        print(
+            f"done: {pos.step} steps, {pos.epoch} epochs; checkpoints in {run / checkpoint.CHECKPOINTS}",
+            flush=True,
+        )
     return 0
 
 
@@ -245,8 +269,11 @@ def make_optimizer(cfg: config.TrainConfig, model: torch.nn.Module) -> torch.opt
 
 
 def checkpoint_state(
-    cfg: config.TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-    pos: Position, vocab_hash: str,
+    cfg: config.TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    pos: Position,
+    vocab_hash: str,
 ) -> dict[str, Any]:
     return {
         "model": model.state_dict(),
@@ -260,8 +287,12 @@ def checkpoint_state(
 
 
 def resume(
-    cfg: config.TrainConfig, run: Path, world: World, model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer, vocab_hash: str,
+    cfg: config.TrainConfig,
+    run: Path,
+    world: World,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    vocab_hash: str,
 ) -> Position | None:
     """Load the checkpoint `cfg.resume` names into model and optimizer; None to start fresh."""
     if cfg.resume == "never":
@@ -271,7 +302,9 @@ def resume(
             )
         return None
     if cfg.resume == "auto":
-        found = checkpoint.load_latest(run, "cpu", warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+        found = checkpoint.load_latest(
+            run, "cpu", warn=lambda m: print(f"warning: {m}", file=sys.stderr)
+        )
         if found is None:
             return None
         path, state = found
@@ -303,12 +336,16 @@ def stopped(
     """After the stop checkpoint: requeue under Slurm (rank 0), then every rank exits."""
     if log is not None:
         log.close()
-        print(f"stopped by {stop.raised or 'a peer'} at step {pos.step}: checkpoint written", flush=True)
+        print(
+            f"stopped by {stop.raised or 'a peer'} at step {pos.step}: checkpoint written",
+            flush=True,
+        )
         job = slurm_job_id() if cfg.requeue else None
         if job:
             done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
             print(
-                f"requeued Slurm job {job}" if done.returncode == 0
+                f"requeued Slurm job {job}"
+                if done.returncode == 0
                 else f"warning: scontrol requeue {job} failed: {done.stderr.strip()}",
                 flush=True,
             )
@@ -317,7 +354,9 @@ def stopped(
 
 
 def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
-    parser = argparse.ArgumentParser(prog="python -m hpc_rnn.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m hpc_rnn.train", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--data", required=True, help="a directory written by hpc_rnn.preprocess")
     parser.add_argument("--run", required=True, help="directory for checkpoints, metrics, plots")
     parser.add_argument("--preset", choices=sorted(config.PRESETS), help="a named starting point")
@@ -325,7 +364,11 @@ def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
     config.add_arguments(parser, config.ModelConfig)
     args = parser.parse_args(argv)
     # Preset values apply where the command line left the default.
-    explicit = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or sys.argv[1:]) if a.startswith("--")}
+    explicit = {
+        a.lstrip("-").split("=")[0].replace("-", "_")
+        for a in (argv or sys.argv[1:])
+        if a.startswith("--")
+    }
     base = config.PRESETS.get(args.preset or "", {})
     model_fields = {f.name for f in dataclasses.fields(config.ModelConfig)}
     model = config.from_args(config.ModelConfig, args)

@@ -14,7 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # The tests import the package from this checkout, installed or not.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-REAL_CORPUS = Path("/work/shared/corpora/dev/mm13000_a-f_mastercook.txt")
+# The project's shared data lies beside the checkout (../shared), in CI as on a developer's machine.
+REAL_CORPUS = Path(
+    os.environ.get(
+        "HPC_RNN_DEV_CORPUS", ROOT.parent / "shared" / "corpora" / "dev" / "mm13000_a-f_mastercook.txt"
+    )
+)
 DEMO_RECIPES = 200
 DEMO_SEED = 7
 

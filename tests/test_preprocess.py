@@ -14,7 +14,7 @@ import pytest
 from conftest import snapshot
 
 from hpc_rnn import config, preprocess, shards, text
-from hpc_rnn.distributed import SingleProcess
+from hpc_rnn.mpi import SingleProcess
 from hpc_rnn.shards import load_stream
 from hpc_rnn.vocab import UNK, load_vocab
 

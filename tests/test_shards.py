@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from hpc_rnn import config, preprocess, shards
-from hpc_rnn.distributed import SingleProcess
+from hpc_rnn.mpi import SingleProcess
 from hpc_rnn.shards import DataFormatError, load_stream, read_manifest
 from hpc_rnn.vocab import load_vocab
 

@@ -5,7 +5,7 @@ Needs a running cluster and SLURM_CONF exported:
 
     scripts/slurm_up.sh && . scripts/slurm_env.sh && pytest -m slurm tests/test_slurm_cluster.py
 
-Skipped (not failed) when there is no cluster. The whole file takes ~30-45 s.
+Skipped (not failed) when there is no cluster. The whole file takes ~30 s (the requeue test alone ~15 s).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def _run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
 
 def _check(*cmd: str, timeout: float = 30) -> str:
     proc = _run(*cmd, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(cmd)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
     return proc.stdout.strip()
 
 
@@ -52,7 +54,9 @@ def slurm_cluster() -> str:
     """The SLURM_CONF of a cluster that answers; skips the test otherwise."""
     conf = os.environ.get("SLURM_CONF")
     if not conf:
-        pytest.skip("SLURM_CONF is not set (run scripts/slurm_up.sh and source scripts/slurm_env.sh)")
+        pytest.skip(
+            "SLURM_CONF is not set (run scripts/slurm_up.sh and source scripts/slurm_env.sh)"
+        )
     if not Path(conf).is_file():
         pytest.skip(f"SLURM_CONF={conf} does not exist (run scripts/slurm_up.sh)")
     for tool in ("sinfo", "sbatch", "scontrol", "sacct"):
@@ -74,7 +78,16 @@ def test_batch_job_with_two_tasks(slurm_cluster, tmp_path):
     script = tmp_path / "two_tasks.sh"
     script.write_text("#!/bin/bash\nsrun hostname\n")
     # --wait returns when the job ends, with the job's exit code.
-    _check("sbatch", "--wait", "--parsable", "--ntasks=2", "--time=2", f"--output={out}", str(script), timeout=60)
+    _check(
+        "sbatch",
+        "--wait",
+        "--parsable",
+        "--ntasks=2",
+        "--time=2",
+        f"--output={out}",
+        str(script),
+        timeout=60,
+    )
     lines = out.read_text().splitlines()
     assert len(lines) == 2, lines
 
@@ -92,12 +105,16 @@ def test_requeue_runs_the_job_again(slurm_cluster, tmp_path):
         "sbatch", "--parsable", "--time=5", f"--output={tmp_path / 'requeue.out'}", str(script)
     ).split(";")[0]
     try:
-        _wait_until(lambda: counts.exists() and counts.read_text().split() == ["0"], 30, "the first run")
+        _wait_until(
+            lambda: counts.exists() and counts.read_text().split() == ["0"], 30, "the first run"
+        )
         _check("scontrol", "requeue", job_id)
         # With cred_expire=10 the requeued job starts again after ~11-15 s (120 s default: ~150 s).
         _wait_until(lambda: counts.read_text().split() == ["0", "1"], 60, "the requeued run")
         state = _wait_until(
-            lambda: (s := _sacct_state(job_id)) in {"COMPLETED", "FAILED", "CANCELLED"} and s, 20, "the job's end"
+            lambda: (s := _sacct_state(job_id)) in {"COMPLETED", "FAILED", "CANCELLED"} and s,
+            20,
+            "the job's end",
         )
         assert state == "COMPLETED"
     finally:

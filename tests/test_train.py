@@ -19,17 +19,47 @@ from hpc_rnn import checkpoint
 from hpc_rnn.train import EXIT_STOPPED, parse_config
 
 # A small model so that the tests take seconds; dropout makes the RNG part of the state.
-SMALL = ["--hidden", "32", "--layers", "2", "--dropout", "0.1", "--batch-size", "16",
-         "--log-every", "1", "--val-windows", "200", "--warmup-steps", "3"]
+SMALL = [
+    "--hidden",
+    "32",
+    "--layers",
+    "2",
+    "--dropout",
+    "0.1",
+    "--batch-size",
+    "16",
+    "--log-every",
+    "1",
+    "--val-windows",
+    "200",
+    "--warmup-steps",
+    "3",
+]
 
 
 def train_cmd(data: Path, run: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hpc_rnn.train", "--data", str(data), "--run", str(run), *SMALL, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "hpc_rnn.train",
+        "--data",
+        str(data),
+        "--run",
+        str(run),
+        *SMALL,
+        *extra,
+    ]
 
 
-def run_train(data: Path, run: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_train(
+    data: Path, run: Path, *extra: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        train_cmd(data, run, *extra), cwd=ROOT, env=clean_env(), capture_output=True, text=True,
+        train_cmd(data, run, *extra),
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -46,7 +76,9 @@ def steps_logged(run: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("objective", ["all", "last"])
-def test_resume_after_signal_is_bitwise_exact(demo_data: Path, tmp_path: Path, objective: str) -> None:
+def test_resume_after_signal_is_bitwise_exact(
+    demo_data: Path, tmp_path: Path, objective: str
+) -> None:
     steps = "40" if objective == "all" else "30"
     common = ("--objective", objective, "--max-steps", steps, "--epochs", "100")
     straight = tmp_path / "straight"
@@ -56,8 +88,12 @@ def test_resume_after_signal_is_bitwise_exact(demo_data: Path, tmp_path: Path, o
     # The same run, stopped by a real signal at a step the test does not choose, then resumed.
     stopped = tmp_path / "stopped"
     proc = subprocess.Popen(
-        train_cmd(demo_data, stopped, *common), cwd=ROOT, env=clean_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        train_cmd(demo_data, stopped, *common),
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not steps_logged(stopped) or steps_logged(stopped)[-1] < 5:
@@ -104,7 +140,9 @@ def test_refuses_checkpoint_of_another_model_or_vocabulary(demo_data: Path, tmp_
 
     other_shape = run_train(demo_data, run, "--max-steps", "4", "--hidden", "48")
     assert other_shape.returncode == 2
-    assert other_shape.stderr.startswith("error: checkpoint") and "Traceback" not in other_shape.stderr
+    assert (
+        other_shape.stderr.startswith("error: checkpoint") and "Traceback" not in other_shape.stderr
+    )
 
     other_vocab = tmp_path / "other_vocab"
     shutil.copytree(demo_data, other_vocab)
@@ -115,8 +153,12 @@ def test_refuses_checkpoint_of_another_model_or_vocabulary(demo_data: Path, tmp_
     meta["hash"] = Vocab(tuple(meta["decoding"]), tuple(meta["counts"]), 50, 5, False).hash
     (other_vocab / "vocab.json").write_text(json.dumps(meta))
     wrong = subprocess.run(
-        train_cmd(other_vocab, run, "--max-steps", "4"), cwd=ROOT, env=clean_env(),
-        capture_output=True, text=True, timeout=120,
+        train_cmd(other_vocab, run, "--max-steps", "4"),
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert wrong.returncode == 2 and "another vocabulary" in wrong.stderr
     assert {p.name for p in checkpoint.complete(run)} == before
@@ -153,12 +195,18 @@ def test_seed_preset_is_the_lecture_and_flags_override_it() -> None:
     cfg = parse_config(["--data", "d", "--run", "r", "--preset", "seed"])
     assert (cfg.objective, cfg.optimizer, cfg.batch_size, cfg.epochs) == ("last", "sgd", 128, 200)
     assert (cfg.model.cell, cfg.model.hidden, cfg.model.layers) == ("lstm", 256, 1)
-    cfg = parse_config(["--data", "d", "--run", "r", "--preset", "seed", "--epochs", "3", "--cell", "gru"])
+    cfg = parse_config(
+        ["--data", "d", "--run", "r", "--preset", "seed", "--epochs", "3", "--cell", "gru"]
+    )
     assert cfg.epochs == 3 and cfg.model.cell == "gru" and cfg.optimizer == "sgd"
 
 
 def test_bad_options_give_one_line(demo_data: Path, tmp_path: Path) -> None:
     missing = run_train(tmp_path / "nope", tmp_path / "run")
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 2
+        and missing.stderr.count("\n") == 1
+        and "Traceback" not in missing.stderr
+    )
     bad_opt = run_train(demo_data, tmp_path / "run", "--optimizer", "adam2")
     assert bad_opt.returncode == 2 and bad_opt.stderr.startswith("error:")

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, clean_env
 
 from hpc_rnn import config, preprocess, shards
-from hpc_rnn.distributed import SingleProcess
+from hpc_rnn.mpi import SingleProcess
 from hpc_rnn.shards import load_stream, read_manifest
 from hpc_rnn.vocab import load_vocab
 
