@@ -47,6 +47,7 @@ from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import load_vocab
 
 EXIT_STOPPED = 75  # EX_TEMPFAIL: checkpointed on a signal, run again to continue
+EXIT_PEER_LOST = 69  # EX_UNAVAILABLE: another rank died; nothing new was saved
 
 
 @dataclass
@@ -79,8 +80,26 @@ def train(cfg: config.TrainConfig) -> int:
     world = init_world(cfg.device, cfg.dist_timeout_s)
     try:
         return _train(cfg, world, stop)
+    except RuntimeError as exc:  # gloo and NCCL report a lost peer as RuntimeError subclasses
+        if world.size == 1 or not is_peer_failure(exc):
+            raise
+        first = str(exc).strip().splitlines()[0][:300]
+        print(
+            f"error: rank {world.rank} lost contact with another rank ({first}); the job stops "
+            "here and resumes from its last checkpoint when started again",
+            file=sys.stderr, flush=True,
+        )
+        return EXIT_PEER_LOST
     finally:
         close_world()
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """A collective failed because another rank died or stopped answering."""
+    if isinstance(exc, torch.distributed.DistError):
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("connection closed", "connection reset", "timed out", "timeout"))
 
 
 def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
@@ -358,7 +377,11 @@ def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
         prog="python -m hpc_rnn.train", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--data", required=True, help="a directory written by hpc_rnn.preprocess")
-    parser.add_argument("--run", required=True, help="directory for checkpoints, metrics, plots")
+    # --run-dir too: torchrun's own parser takes "--run" for an abbreviation of its --run-path.
+    parser.add_argument(
+        "--run", "--run-dir", dest="run", required=True,
+        help="directory for checkpoints, metrics, plots",
+    )
     parser.add_argument("--preset", choices=sorted(config.PRESETS), help="a named starting point")
     config.add_arguments(parser, config.TrainConfig, skip=("data", "run", "model"))
     config.add_arguments(parser, config.ModelConfig)
