@@ -61,6 +61,7 @@ class TrainConfig:
     # time limit or pre-emption and the --signal of the job script before it.
     stop_signals: str = "USR1,USR2,TERM"
     requeue: bool = True  # under Slurm, requeue the job after a signal-checkpoint (rank 0)
+    max_requeues: int = 50  # a job restarted this often is not requeued again
     dist_timeout_s: float = 600.0  # a rank waits this long for a dead peer before failing
 
 

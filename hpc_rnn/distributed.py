@@ -128,3 +128,8 @@ def barrier(world: World) -> None:
 def slurm_job_id() -> str | None:
     """The Slurm job this process belongs to (what `scontrol requeue` takes), if any."""
     return os.environ.get("SLURM_JOB_ID") or None
+
+
+def slurm_restart_count() -> int:
+    """How often Slurm has restarted this job (requeues), 0 outside Slurm."""
+    return _env_int("SLURM_RESTART_COUNT") or 0

@@ -40,6 +40,7 @@ from hpc_rnn.distributed import (
     close_world,
     init_world,
     slurm_job_id,
+    slurm_restart_count,
 )
 from hpc_rnn.evaluate import next_word_metrics, validation_plan
 from hpc_rnn.metrics import MetricsLog, plot_curves
@@ -87,7 +88,8 @@ def train(cfg: config.TrainConfig) -> int:
         print(
             f"error: rank {world.rank} lost contact with another rank ({first}); the job stops "
             "here and resumes from its last checkpoint when started again",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
         return EXIT_PEER_LOST
     finally:
@@ -360,7 +362,13 @@ def stopped(
             flush=True,
         )
         job = slurm_job_id() if cfg.requeue else None
-        if job:
+        if job and slurm_restart_count() >= cfg.max_requeues:
+            print(
+                f"not requeueing job {job}: restarted {slurm_restart_count()} times already "
+                f"(--max-requeues {cfg.max_requeues}); resubmit it to continue",
+                flush=True,
+            )
+        elif job:
             done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
             print(
                 f"requeued Slurm job {job}"
@@ -379,7 +387,10 @@ def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
     parser.add_argument("--data", required=True, help="a directory written by hpc_rnn.preprocess")
     # --run-dir too: torchrun's own parser takes "--run" for an abbreviation of its --run-path.
     parser.add_argument(
-        "--run", "--run-dir", dest="run", required=True,
+        "--run",
+        "--run-dir",
+        dest="run",
+        required=True,
         help="directory for checkpoints, metrics, plots",
     )
     parser.add_argument("--preset", choices=sorted(config.PRESETS), help="a named starting point")

@@ -122,6 +122,17 @@ def test_top_k_one_and_tiny_top_p_are_greedy() -> None:
     assert all(p in row for p, row in zip(picks.tolist(), top3.tolist(), strict=True))
 
 
+def test_sampling_follows_the_softmax_and_never_picks_a_masked_word() -> None:
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    logits = probs.log().expand(20000, -1)  # log(0) = -inf: a word top-k or top-p removed
+    picks = gen.sample_next(
+        logits, temperature=1.0, top_k=0, top_p=1.0, generator=torch.Generator().manual_seed(0)
+    )
+    freq = torch.bincount(picks, minlength=4) / len(picks)
+    torch.testing.assert_close(freq, probs, atol=0.015, rtol=0)
+    assert freq[3] == 0
+
+
 def test_stops_at_max_words() -> None:
     vocab = _vocab()
     recipes = _generate(_model(vocab), vocab, temperature=1.0, max_words=13)

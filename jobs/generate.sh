@@ -1,0 +1,17 @@
+#!/bin/bash
+# Write recipes from the newest checkpoint of a training run, one file per recipe.
+#
+#   RUN=runs/train OUT=recipes N=50 sbatch jobs/generate.sh
+#   PROMPT="chocolate cake" GENERATE_ARGS="--temperature 0.7" sbatch jobs/generate.sh
+#SBATCH --job-name=hpc_rnn_generate
+#SBATCH --ntasks=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=4
+#SBATCH --time=00:30:00
+#SBATCH --output=%x-%j.out
+set -euo pipefail
+cd "${SLURM_SUBMIT_DIR:-.}"
+py=${HPC_RNN_PYTHON:-python}
+# shellcheck disable=SC2086 # extra arguments are a list
+"$py" -m hpc_rnn.generate --checkpoint "${RUN:-runs/train}" --n "${N:-20}" \
+    --out "${OUT:-${RUN:-runs/train}/recipes}" ${PROMPT:+--prompt "$PROMPT"} ${GENERATE_ARGS:-}

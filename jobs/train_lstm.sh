@@ -1,0 +1,39 @@
+#!/bin/bash
+# Train the recipe LSTM on every GPU of the allocation: one process per GPU, started by srun.
+#
+#   sbatch jobs/train_lstm.sh                                   # DATA=data RUN=runs/train
+#   DATA=/scratch/me/data RUN=/scratch/me/run1 sbatch --nodes=2 jobs/train_lstm.sh
+#   sbatch --gpus-per-node=2 --ntasks-per-node=2 --time=2:00:00 jobs/train_lstm.sh
+#   TRAIN_ARGS="--epochs 50 --batch-size 256" sbatch jobs/train_lstm.sh
+#
+# Every #SBATCH line can be overridden on the sbatch command line; the training settings come
+# from the environment (sbatch passes it on). Keep --ntasks-per-node equal to the GPUs per node.
+#
+# Time limits and pre-emption: Slurm sends USR2 to every rank 300 s before the limit (and TERM
+# on pre-emption). The ranks agree to stop at the next step, rank 0 writes a checkpoint and
+# runs `scontrol requeue`; the requeued job resumes from it (--resume auto) and carries on
+# until the epochs are done. HPC_RNN_MAX_REQUEUES (default 50) caps the requeues. Without GPUs
+# (a CPU partition: sbatch --gpus-per-node=0 ...) the same script trains on CPU.
+#SBATCH --job-name=hpc_rnn_train
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+#SBATCH --cpus-per-task=8
+#SBATCH --time=12:00:00
+#SBATCH --signal=USR2@300
+#SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output=%x-%j.out
+set -euo pipefail
+cd "${SLURM_SUBMIT_DIR:-.}"
+py=${HPC_RNN_PYTHON:-python}
+export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+echo "$(date -Is) job ${SLURM_JOB_ID:-?} start ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-?}:" \
+     "${SLURM_NTASKS:-1} tasks, GPUs ${CUDA_VISIBLE_DEVICES:-none}"
+# srun passes USR2/TERM on to every task; --kill-on-bad-exit ends all ranks when one fails.
+# `&` + `wait` keeps the batch shell responsive to signals meanwhile.
+srun --kill-on-bad-exit=1 "$py" -m hpc_rnn.train --data "${DATA:-data}" --run "${RUN:-runs/train}" \
+    --resume auto --max-requeues "${HPC_RNN_MAX_REQUEUES:-50}" ${TRAIN_ARGS:-} &
+wait $! && rc=0 || rc=$?
+echo "$(date -Is) job ${SLURM_JOB_ID:-?} training exited with $rc"
+exit "$rc"
