@@ -52,18 +52,21 @@ _NO_SPACE_AFTER = set("([{$#")
 def detokenize(tokens: list[str]) -> str:
     """Readable text from tokens: newlines restored, punctuation re-attached to its word."""
     out: list[str] = []
-    prev = NEWLINE
+    before = prev = NEWLINE
     for tok in tokens:
         if tok == NEWLINE:
             out.append(NEWLINE)
         elif prev == NEWLINE or prev in _NO_SPACE_AFTER or tok in _NO_SPACE_BEFORE:
             out.append(tok)
-        elif tok in ("'", "/") or prev in ("'", "/") or (prev == ":" and tok.isdigit()):
-            # "don ' t" -> "don't", "1 / 2" -> "1/2", "0 : 00" -> "0:00"
+        elif tok in ("'", "/") or prev in ("'", "/"):
+            # "don ' t" -> "don't", "1 / 2" -> "1/2"
+            out.append(tok)
+        elif prev == ":" and tok.isdigit() and before.isdigit():
+            # "0 : 00" -> "0:00", but "yield : 12" -> "yield: 12"
             out.append(tok)
         else:
             out.append(" " + tok)
-        prev = tok
+        before, prev = prev, tok
     return "".join(out)
 
 

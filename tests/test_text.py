@@ -265,3 +265,8 @@ def test_recipe_boundaries_cover_the_file_once(demo_corpus: Path):
             for r in text.iter_recipes(demo_corpus, "utf-8", s, e)
         ]
         assert joined == whole
+
+
+def test_detokenize_joins_times_but_not_labels() -> None:
+    tokens = text.tokenize("Serving Size  : 12   Preparation Time :0:00\nYield: 12 servings\n")
+    assert text.detokenize(tokens) == "serving size: 12 preparation time: 0:00\nyield: 12 servings\n"
