@@ -78,14 +78,10 @@ def init_world(device: str = "auto", timeout_s: float = 600.0) -> World:
     an error instead of holding the allocation until its time limit.
     """
     rank, size, local_rank, addr, port = process_layout()
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    dev = pick_device(device, local_rank)
+    use_cuda = dev.type == "cuda"
     if use_cuda:
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda was asked for but no CUDA device is visible")
-        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
-    else:
-        dev = torch.device("cpu")
     if size > 1 and not dist.is_initialized():
         dist.init_process_group(
             backend="nccl" if use_cuda else "gloo",
@@ -95,6 +91,21 @@ def init_world(device: str = "auto", timeout_s: float = 600.0) -> World:
             timeout=timedelta(seconds=timeout_s),
         )
     return World(rank, size, local_rank, dev)
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """ "auto": this rank's GPU if there is one, else the CPU; "cpu"; "cuda"."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(
+                "--device cuda asked for, but no CUDA device is visible: use --device cpu"
+            )
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name != "cpu":
+        raise UserError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device("cpu")
 
 
 def close_world() -> None:

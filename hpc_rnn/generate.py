@@ -27,6 +27,7 @@ import torch
 from hpc_rnn import atomic, checkpoint, config, text
 from hpc_rnn.cli import UserError, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig
+from hpc_rnn.distributed import pick_device
 from hpc_rnn.model import RecurrentLM, State
 from hpc_rnn.shards import file_sha256
 from hpc_rnn.vocab import Vocab, load_vocab
@@ -160,7 +161,7 @@ def run(cfg: GenerateConfig) -> str:
     )
     out = Path(cfg.out)
     _check_out(out, cfg.overwrite)
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     model, vocab, step_dir = load_model(cfg.checkpoint, cfg.vocab, device)
     started = time.perf_counter()
     recipes = generate(
@@ -369,14 +370,6 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise UserError(
             f"output directory {out} already holds recipes: choose another --out, or pass --overwrite"
         )
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but no CUDA device is visible: use --device cpu")
-    return torch.device(name)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,15 @@ def is_peer_failure(exc: BaseException) -> bool:
     if isinstance(exc, torch.distributed.DistError):
         return True
     text = str(exc).lower()
-    return any(s in text for s in ("connection closed", "connection reset", "timed out", "timeout"))
+    signs = (
+        "connection closed",
+        "connection reset",
+        "connection refused",
+        "broken pipe",
+        "timed out",
+        "timeout",
+    )
+    return any(s in text for s in signs)
 
 
 def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
@@ -130,7 +138,8 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
         pos = resumed
     else:
         torch.manual_seed(cfg.seed + 1 + world.rank)  # dropout masks differ between ranks
-    net = DistributedDataParallel(model) if world.size > 1 else model
+    # The model's only buffer is a constant identity matrix: nothing to broadcast each step.
+    net = DistributedDataParallel(model, broadcast_buffers=False) if world.size > 1 else model
     if world.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpc_rnn import atomic
+from hpc_rnn.cli import UserError
 
 UNK = "<unk>"
 VOCAB_FILE = "vocab.json"
@@ -85,6 +86,11 @@ def build_vocab(counts: Counter[str], *, window: int, min_count: int, unk: bool)
 def load_vocab(directory: str | os.PathLike) -> Vocab:
     """Load `vocab.json` from a preprocessed data directory, checking its hash."""
     path = Path(directory) / VOCAB_FILE
+    if not path.is_file():
+        raise UserError(
+            f"{directory} holds no {VOCAB_FILE}: give a directory written by "
+            f"`python -m hpc_rnn.preprocess CORPUS --out {directory}`"
+        )
     with open(path, encoding="utf-8") as f:
         meta = json.load(f)
     vocab = Vocab(

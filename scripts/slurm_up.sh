@@ -26,7 +26,10 @@
 # did not come up (reason + log tail printed), 3 cannot even try (not root, apt failed).
 set -euo pipefail
 umask 022
-exec 3>&2  # messages go here, even from inside commands whose output is silenced
+# Messages go to fd 3 (the caller's stderr), even from inside commands whose output
+# is silenced. Daemons are started with 3>&- and </dev/null: an inherited fd would
+# keep a caller's pipe (slurm_up.sh | tail) open forever.
+exec 3>&2
 
 BASE="${HPC_RNN_SLURM_DIR:-/tmp/hpc_rnn_slurm}"
 TIMEOUT="${HPC_RNN_SLURM_TIMEOUT:-60}"
@@ -269,7 +272,7 @@ if ! alive munged; then
     rm -f "$MUNGE_SOCK" "$MUNGE_SOCK.lock" "$RUN/munged.pid"
     munged --key-file="$MUNGE/munge.key" --socket="$MUNGE_SOCK" \
         --log-file="$MUNGE/munged.log" --pid-file="$RUN/munged.pid" \
-        --seed-file="$MUNGE/munged.seed" >>"$LOG/munged.out" 2>&1 \
+        --seed-file="$MUNGE/munged.seed" </dev/null >>"$LOG/munged.out" 2>&1 3>&- \
         || fail "munged did not start" munged
 fi
 wait_ready 10 munged "munge on $MUNGE_SOCK" \
@@ -289,7 +292,7 @@ if ! alive mariadbd; then
         --bind-address=127.0.0.1 --port="$DB_PORT" --socket="$DB_SOCK" \
         --pid-file="$RUN/mariadbd.pid" --log-error="$LOG/mariadb.log" \
         --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900 \
-        </dev/null >>"$LOG/mariadb.log" 2>&1 &
+        </dev/null >>"$LOG/mariadb.log" 2>&1 3>&- &
     echo $! >"$RUN/mariadbd.pid"
 fi
 wait_ready "$TIMEOUT" mariadbd "MariaDB on $DB_SOCK" \
@@ -302,7 +305,7 @@ wait_ready "$TIMEOUT" mariadbd "MariaDB on $DB_SOCK" \
 # ---------------------------------------------------------------- slurmdbd
 if ! alive slurmdbd; then
     rm -f "$RUN/slurmdbd.pid"
-    slurmdbd >>"$LOG/slurmdbd.out" 2>&1 || fail "slurmdbd did not start" slurmdbd
+    slurmdbd </dev/null >>"$LOG/slurmdbd.out" 2>&1 3>&- || fail "slurmdbd did not start" slurmdbd
 fi
 wait_ready "$TIMEOUT" "slurmdbd mariadbd" "slurmdbd (sacctmgr)" sacctmgr -n list cluster
 # Register the cluster before slurmctld first talks to slurmdbd.
@@ -314,7 +317,7 @@ fi
 for d in slurmctld slurmd; do
     if ! alive "$d"; then
         rm -f "$RUN/$d.pid"
-        "$d" -f "$SLURM_CONF" >>"$LOG/$d.out" 2>&1 || fail "$d did not start" "$d"
+        "$d" -f "$SLURM_CONF" </dev/null >>"$LOG/$d.out" 2>&1 3>&- || fail "$d did not start" "$d"
     fi
 done
 

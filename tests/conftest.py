@@ -17,7 +17,8 @@ if str(ROOT) not in sys.path:
 # The project's shared data lies beside the checkout (../shared), in CI as on a developer's machine.
 REAL_CORPUS = Path(
     os.environ.get(
-        "HPC_RNN_DEV_CORPUS", ROOT.parent / "shared" / "corpora" / "dev" / "mm13000_a-f_mastercook.txt"
+        "HPC_RNN_DEV_CORPUS",
+        ROOT.parent / "shared" / "corpora" / "dev" / "mm13000_a-f_mastercook.txt",
     )
 )
 DEMO_RECIPES = 200

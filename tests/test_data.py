@@ -75,7 +75,10 @@ def test_windows_and_targets_come_from_the_stream() -> None:
 def test_an_empty_rank_gets_a_zero_weight_placeholder() -> None:
     # 3 ranks, a last step with fewer windows than ranks.
     stream = STREAM[: 50 + 16 * 3 + 1]
-    ranks = [WindowPlan(stream, window=50, objective="last", batch_size=16, rank=r, world=3) for r in range(3)]
+    ranks = [
+        WindowPlan(stream, window=50, objective="last", batch_size=16, rank=r, world=3)
+        for r in range(3)
+    ]
     last = [p.batch(0, 48) for p in ranks]
     assert [b.weight.sum().item() for b in last] == [1.0, 0.0, 0.0]
     assert all(b.n_global == 1 for b in last)

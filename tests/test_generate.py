@@ -188,7 +188,7 @@ def test_each_recipe_stops_on_its_own() -> None:
 def test_recipe_text_drops_header_and_closing_line() -> None:
     body = gen.recipe_text(text.tokenize(DEMO))
     assert body.startswith("chocolate cake\n")
-    assert body.endswith("\nyield:1 cake\n")
+    assert body.endswith("\nyield: 1 cake\n")
     assert "exported" not in body and "- - -" not in body
     assert "1 1/2 cups sugar" in body
 

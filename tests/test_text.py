@@ -269,4 +269,6 @@ def test_recipe_boundaries_cover_the_file_once(demo_corpus: Path):
 
 def test_detokenize_joins_times_but_not_labels() -> None:
     tokens = text.tokenize("Serving Size  : 12   Preparation Time :0:00\nYield: 12 servings\n")
-    assert text.detokenize(tokens) == "serving size: 12 preparation time: 0:00\nyield: 12 servings\n"
+    assert (
+        text.detokenize(tokens) == "serving size: 12 preparation time: 0:00\nyield: 12 servings\n"
+    )
