@@ -38,9 +38,6 @@ class RecurrentLM(nn.Module):
         self.input_bias = nn.Parameter(torch.empty(width))
         self.hidden_weight = nn.Parameter(torch.empty(width, cfg.hidden))
         self.hidden_bias = nn.Parameter(torch.empty(width))
-        # cuDNN cannot start from precomputed input gates, so the CUDA path feeds them through an
-        # identity input weight. Not persistent: it is a constant, not part of a checkpoint.
-        self.register_buffer("identity", torch.eye(width), persistent=False)
         self.upper = (
             _CELLS[cfg.cell](
                 cfg.hidden,
@@ -139,7 +136,10 @@ def _first_layer_functional(
 ) -> tuple[torch.Tensor, State]:
     """The first layer through PyTorch's fused RNN (cuDNN on a GPU), with the gathered gates as
     input and the identity as input weight: identity @ gates + b_ih + W_hh h + b_hh."""
-    weights = [model.identity, model.hidden_weight, model.input_bias, model.hidden_bias]
+    # cuDNN cannot start from precomputed gates, hence the identity input weight. It is made per
+    # call (a memset) rather than kept as a buffer that DDP would broadcast every step.
+    identity = torch.eye(gates.shape[-1], device=gates.device, dtype=model.hidden_weight.dtype)
+    weights = [identity, model.hidden_weight, model.input_bias, model.hidden_bias]
     # Arguments: has_biases, num_layers, dropout, train, bidirectional, batch_first.
     flags = (True, 1, 0.0, model.training, False, True)
     if model.cfg.cell == "lstm":

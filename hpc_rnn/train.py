@@ -138,8 +138,7 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
         pos = resumed
     else:
         torch.manual_seed(cfg.seed + 1 + world.rank)  # dropout masks differ between ranks
-    # The model's only buffer is a constant identity matrix: nothing to broadcast each step.
-    net = DistributedDataParallel(model, broadcast_buffers=False) if world.size > 1 else model
+    net = DistributedDataParallel(model) if world.size > 1 else model
     if world.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,3 +94,59 @@ def snapshot(directory: Path) -> dict[str, bytes]:
         for p in sorted(directory.rglob("*"))
         if p.is_file()
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The CI Slurm (scripts/slurm_up.sh): shared by the cluster checks and the job tests
+
+
+def run_cmd(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def check_cmd(*cmd: str, timeout: float = 30) -> str:
+    proc = run_cmd(*cmd, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
+    return proc.stdout.strip()
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def sacct_state(job_id: str) -> str:
+    out = run_cmd("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State").stdout.split()
+    return out[0] if out else ""
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """The SLURM_CONF of a cluster that answers; skips the test otherwise."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        pytest.skip(
+            "SLURM_CONF is not set (run scripts/slurm_up.sh and source scripts/slurm_env.sh)"
+        )
+    if not Path(conf).is_file():
+        pytest.skip(f"SLURM_CONF={conf} does not exist (run scripts/slurm_up.sh)")
+    for tool in ("sinfo", "sbatch", "scontrol", "sacct"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not on PATH")
+    try:
+        proc = run_cmd("sinfo", "-h", "-o", "%t", timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.skip("sinfo did not answer within 15 s")
+    if proc.returncode != 0:
+        pytest.skip(f"sinfo failed: {proc.stderr.strip()}")
+    if not any(state.rstrip("*") in {"idle", "mix", "alloc"} for state in proc.stdout.split()):
+        pytest.skip(f"no usable node (sinfo states: {proc.stdout.split()})")
+    return conf

@@ -1,0 +1,186 @@
+"""The job templates and hpc_rnn.submit on a real Slurm (scripts/slurm_up.sh): submitted as a
+user would, waited for, and checked by what they leave on disk. Skipped without a cluster.
+
+The CI node has 2 CPUs and 4 fake GPUs, so the templates are submitted with smaller
+allocations (as a user overrides them); the training falls back to the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, check_cmd, clean_env, sacct_state, wait_until
+
+from hpc_rnn import checkpoint
+
+pytestmark = pytest.mark.slurm
+
+TINY = "--hidden 32 --log-every 1 --val-windows 100 --warmup-steps 2"
+SMALL_ALLOC = ["--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=1", "--time=10"]
+
+
+def job_env(**extra: str) -> dict[str, str]:
+    """What a user's shell exports to sbatch: the venv's python and the checkout on the path."""
+    return clean_env(SLURM_CONF=os.environ["SLURM_CONF"], HPC_RNN_PYTHON=sys.executable, **extra)
+
+
+def run_in(
+    cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def sbatch(script: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
+    proc = run_in(["sbatch", "--parsable", *args, str(ROOT / "jobs" / script)], cwd, env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().split(";")[0]
+
+
+def wait_done(job: str, timeout: float = 240) -> str:
+    return wait_until(
+        lambda: (
+            (s := sacct_state(job))
+            in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+            and s
+        ),
+        timeout,
+        f"job {job} to finish",
+    )
+
+
+def train_steps(run: Path) -> list[int]:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [
+        r["step"] for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "train"
+    ]
+
+
+def test_preprocess_train_generate_chained_with_sbatch(
+    slurm_cluster: str, demo_corpus: Path, tmp_path: Path
+) -> None:
+    data, run, out = tmp_path / "data", tmp_path / "run", tmp_path / "recipes"
+    env = job_env(
+        CORPUS=str(demo_corpus),
+        DATA=str(data),
+        RUN=str(run),
+        OUT=str(out),
+        N="3",
+        TRAIN_ARGS=f"{TINY} --epochs 2",
+    )
+    pre = sbatch("preprocess.sh", "--ntasks=2", "--time=5", cwd=tmp_path, env=env)
+    trn = sbatch(
+        "train_lstm.sh", *SMALL_ALLOC, f"--dependency=afterok:{pre}", cwd=tmp_path, env=env
+    )
+    gen = sbatch(
+        "generate.sh",
+        "--gpus-per-node=1",
+        "--cpus-per-task=1",
+        "--time=5",
+        f"--dependency=afterok:{trn}",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert wait_done(gen) == "COMPLETED", (tmp_path / f"hpc_rnn_generate-{gen}.out").read_text()
+    assert sacct_state(pre) == sacct_state(trn) == "COMPLETED"
+
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["ranks"] == 2  # srun --mpi=pmi2 made one MPI world of 2
+    log = (tmp_path / f"hpc_rnn_train-{trn}.out").read_text()
+    assert "world 2 on cpu" in log and "training exited with 0" in log
+    state = checkpoint.load(checkpoint.resolve(run))
+    assert state["position"]["epoch"] == 2
+    assert (run / "curves.png").exists()
+    recipes = sorted(out.glob("recipe-*.txt"))
+    assert len(recipes) == 3 and all(r.read_text().strip() for r in recipes)
+
+
+def test_submit_through_submitit(slurm_cluster: str, demo_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = run_in(
+        [
+            sys.executable,
+            "-m",
+            "hpc_rnn.submit",
+            "--gpus",
+            "2",
+            "--cpus-per-task",
+            "1",
+            "--time",
+            "00:10:00",
+            "--wait",
+            "--data",
+            str(demo_data),
+            "--run",
+            str(run),
+            *TINY.split(),
+            "--max-steps",
+            "6",
+        ],
+        ROOT,
+        job_env(),
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "train: job" in proc.stdout and f"'run': '{run}'" in proc.stdout
+    assert checkpoint.load(checkpoint.resolve(run))["step"] == 6
+    logs = "".join(p.read_text() for p in (run / "submitit").glob("*_0_log.out"))
+    assert "world 2 on cpu" in logs
+
+
+def test_a_signalled_job_checkpoints_requeues_and_resumes_exactly(
+    slurm_cluster: str, demo_data: Path, tmp_path: Path
+) -> None:
+    steps = 60
+    args = f"{TINY} --max-steps {steps} --epochs 100 --ckpt-every-steps 1000"
+    run = tmp_path / "run"
+    env = job_env(DATA=str(demo_data), RUN=str(run), TRAIN_ARGS=args)
+    job = sbatch(
+        "train_lstm.sh",
+        "--ntasks-per-node=1",
+        "--gpus-per-node=1",
+        "--cpus-per-task=1",
+        "--time=10",
+        cwd=tmp_path,
+        env=env,
+    )
+    wait_until(lambda: len(train_steps(run)) >= 5, 120, "training to take 5 steps")
+    # What Slurm sends at --signal=USR2@300 before the time limit, to every task of the step.
+    check_cmd("scancel", "--signal=USR2", job)
+    wait_until(
+        lambda: check_cmd("scontrol", "show", "job", job).find("Restarts=1") >= 0, 60, "the requeue"
+    )
+    assert wait_done(job) == "COMPLETED"
+
+    log = (tmp_path / f"hpc_rnn_train-{job}.out").read_text()
+    assert "stopped by SIGUSR2" in log and f"requeued Slurm job {job}" in log
+    assert "start 1 on" in log and "resuming at step" in log
+    assert train_steps(run) == list(range(1, steps + 1))  # the counter continued; no step twice
+
+    straight = tmp_path / "straight"
+    done = run_in(
+        [
+            sys.executable,
+            "-m",
+            "hpc_rnn.train",
+            "--data",
+            str(demo_data),
+            "--run",
+            str(straight),
+            *args.split(),
+        ],
+        ROOT,
+        clean_env(),
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    a = checkpoint.load(checkpoint.resolve(run))["model"]
+    b = checkpoint.load(checkpoint.resolve(straight))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
