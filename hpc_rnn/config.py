@@ -57,6 +57,7 @@ class TrainConfig:
     # Validation: next-word loss after a full window (the lecture's task, whatever the
     # objective), on at most this many evenly spaced held-out windows (0: all of them).
     val_windows: int = 8192
+    val_every_steps: int = 0  # also validate (and checkpoint) every this many steps (0: per epoch)
     # Signals that mean "checkpoint at the next step boundary and exit": Slurm sends TERM at a
     # time limit or pre-emption and the --signal of the job script before it.
     stop_signals: str = "USR1,USR2,TERM"
@@ -129,3 +130,22 @@ class GenerateConfig:
     seed: int = 0
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda"
     overwrite: bool = False  # replace recipes already in the output directory
+
+
+@dataclass
+class EvaluateConfig:
+    checkpoint: str = ""  # a run directory (its newest checkpoint) or a step directory
+    data: str = ""  # preprocessed data to evaluate on (default: the run's own)
+    split: str = "val"
+    corpus: str = ""  # evaluate on this recipe text instead (encoded with the model's vocabulary)
+    windows: int = 8192  # held-out windows, evenly spaced (0: all)
+    batch_size: int = 256
+    recipes: str = ""  # score the recipe-*.txt files of this directory
+    generate: int = 0  # also generate this many recipes per context mode and score them
+    contexts: str = "carry,window"  # context modes for --generate
+    reference: str = (
+        ""  # corpus for the ingredient lexicon and the ceiling (default: the training corpus)
+    )
+    seed: int = 0
+    device: str = "auto"
+    out: str = ""  # write the report as JSON here too

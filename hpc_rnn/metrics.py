@@ -58,7 +58,7 @@ def plot_curves(run_dir: str | os.PathLike) -> Path:
     run_dir = Path(run_dir)
     records = read(run_dir / METRICS_FILE)
     train = [r for r in records if r.get("kind") == "train"]
-    val = [r for r in records if r.get("kind") == "epoch"]
+    val = [r for r in records if r.get("kind") in ("epoch", "val")]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
         ax.plot([r["step"] for r in train], [r[key] for r in train], label=f"train {label}")

@@ -58,6 +58,7 @@ class Position:
     step: int = 0  # optimizer steps done
     epoch: int = 0
     window: int = 0  # windows of `epoch` already trained on (across all ranks)
+    seconds: float = 0.0  # wall time spent in training steps, validation and saving excluded
 
 
 class StopFlag:
@@ -171,10 +172,40 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
             )
         barrier(world)  # nobody exits or requeues before the checkpoint is on disk
 
+    def validate(kind: str) -> None:
+        """Held-out metrics, logged and plotted, then a checkpoint that may become the best."""
+        nonlocal last_save, tick
+        pause_clock()
+        metrics = next_word_metrics(model, val_plan, world)
+        if log is not None:
+            log.write(
+                {
+                    "kind": kind,
+                    "step": pos.step,
+                    "epoch": pos.epoch,
+                    "train_s": pos.seconds + span,
+                    **metrics,
+                }
+            )
+            print(
+                f"{'epoch ' + str(pos.epoch) if kind == 'epoch' else 'validation at'} step {pos.step}: "
+                f"val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.4f} ppl {metrics['val_ppl']:.2f}",
+                flush=True,
+            )
+            plot_curves(run)
+        save(val_loss=metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None)
+        last_save, tick = time.monotonic(), time.perf_counter()
+
+    def pause_clock() -> None:
+        """Book the training time since `tick`; validation and saving do not count as training."""
+        nonlocal span
+        span += time.perf_counter() - tick
+
     last_save = time.monotonic()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=world.device.type == "cuda")
     sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log
-    tick = time.perf_counter()
+    tick = time.perf_counter()  # start of the training time not yet booked
+    span = 0.0  # training seconds since the last log line
     while pos.epoch < cfg.epochs and not (cfg.max_steps and pos.step >= cfg.max_steps):
         bar = tqdm(
             total=plan.n_windows,
@@ -203,7 +234,8 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
             at_log = pos.step % cfg.log_every == 0
             if at_log:
                 total = all_sum(sums, world).tolist()
-                now = time.perf_counter()
+                pause_clock()
+                pos.seconds += span
                 record = {
                     "kind": "train",
                     "step": pos.step,
@@ -211,13 +243,14 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
                     "loss": total[0] / max(total[2], 1),
                     "acc": total[1] / max(total[2], 1),
                     "lr": optimizer.param_groups[0]["lr"],
-                    "windows_per_s": total[2] / (now - tick),
+                    "windows_per_s": total[2] / max(span, 1e-9),
+                    "train_s": pos.seconds,
                 }
                 if log is not None:
                     log.write(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}")
                 sums.zero_()
-                tick = now
+                span, tick = 0.0, time.perf_counter()
             # Ranks agree on the flags at steps every rank reaches (each step when alone).
             if world.size == 1 or at_log:
                 by_time = time.monotonic() - last_save >= cfg.ckpt_every_minutes * 60
@@ -225,28 +258,23 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
             else:
                 stopping = by_time = False
             if stopping:
+                pause_clock()
+                pos.seconds += span
                 save()
                 bar.close()
                 return stopped(cfg, world, stop, pos, log)
-            if by_time or pos.step % cfg.ckpt_every_steps == 0:
+            if cfg.val_every_steps and pos.step % cfg.val_every_steps == 0:
+                validate("val")
+            elif by_time or pos.step % cfg.ckpt_every_steps == 0:
+                pause_clock()
                 save()
-                last_save = time.monotonic()
+                last_save, tick = time.monotonic(), time.perf_counter()
             if cfg.max_steps and pos.step >= cfg.max_steps:
                 break
         bar.close()
         if pos.window >= plan.n_windows:
             pos.epoch, pos.window = pos.epoch + 1, 0
-        metrics = next_word_metrics(model, val_plan, world)
-        if log is not None:
-            log.write({"kind": "epoch", "step": pos.step, "epoch": pos.epoch, **metrics})
-            print(
-                f"epoch {pos.epoch} step {pos.step}: val loss {metrics['val_loss']:.4f} "
-                f"acc {metrics['val_acc']:.4f} ppl {metrics['val_ppl']:.2f}",
-                flush=True,
-            )
-            plot_curves(run)
-        save(val_loss=metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None)
-        last_save = time.monotonic()
+        validate("epoch")
     if log is not None:
         log.close()
         print(
