@@ -92,7 +92,7 @@ FULL = Sizes(
     reference_steps=3,
     budget_s=600.0,
     seed_val_every=250,
-    default_val_every=10,
+    default_val_every=5,
     val_windows=2000,
     gen_words=600,
     reference_words=300,
@@ -113,8 +113,8 @@ QUICK = dataclasses.replace(
     gen_words=200,
     reference_words=100,
     pipeline_batches=300,
-    dp_steps=15,
-    dp_log_every=5,
+    dp_steps=12,
+    dp_log_every=4,
     corpus_mb=(10.0, 50.0),
     format_windows=200_000,
 )
@@ -937,7 +937,7 @@ def _side(stats: Stats, unit: str, bound: str = "") -> str:
 
 
 def _ratio_text(f: Figure) -> str:
-    return f"{f.bound}{f.ratio:.3g}×"
+    return f"{f.bound}{_num(f.ratio)}×"
 
 
 def _target_text(f: Figure) -> str:

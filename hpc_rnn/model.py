@@ -111,8 +111,10 @@ def _first_layer_loop(
         # Both biases simply add to every gate, so they are added once for all time steps.
         gates = gates + (model.input_bias + model.hidden_bias)
         h, c = state[0][0], state[1][0]
-        for t in range(gates.shape[1]):
-            i, f, g, o = torch.addmm(gates[:, t], h, w_hh).chunk(4, dim=1)
+        # unbind, not gates[:, t]: the backward of each indexing would zero-fill a gradient of
+        # the whole [B, T, 4H] tensor, T times; unbind's backward stacks the T slices once.
+        for x_t in gates.unbind(1):
+            i, f, g, o = torch.addmm(x_t, h, w_hh).chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
             outs.append(h)
@@ -120,8 +122,8 @@ def _first_layer_loop(
     # GRU: b_hn sits inside r * (W_hn h + b_hn), so the hidden bias stays with the matmul.
     gates = gates + model.input_bias
     h = state[0]
-    for t in range(gates.shape[1]):
-        x_r, x_z, x_n = gates[:, t].chunk(3, dim=1)
+    for x_t in gates.unbind(1):
+        x_r, x_z, x_n = x_t.chunk(3, dim=1)
         h_r, h_z, h_n = torch.addmm(model.hidden_bias, h, w_hh).chunk(3, dim=1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
