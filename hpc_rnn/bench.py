@@ -122,7 +122,7 @@ TINY = dataclasses.replace(
     QUICK,
     repeats=2,
     train_steps=2,
-    budget_s=3.0,
+    budget_s=2.0,
     seed_val_every=5,
     default_val_every=2,
     val_windows=200,
@@ -1051,6 +1051,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--only: unknown figure {', '.join(unknown)}; choose from {','.join(FIGURES)}"
             )
         device = pick_device(args.device).type
+        # Killed, the bench unwinds: its training subprocess is stopped, its scratch removed.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
         sizes, mode = (
             (TINY, "tiny") if args.tiny else (QUICK, "quick") if args.quick else (FULL, "full")
         )

@@ -23,8 +23,9 @@ main() {
     local status=0 device=cpu size=()
     echo "gpu_check: $(date -u +%FT%TZ) on $(hostname), python $py"
     command -v nvidia-smi >/dev/null && nvidia-smi
-    "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" || return 1
-    if "$py" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+    if "$py" -c "import sys, torch
+print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())
+sys.exit(not torch.cuda.is_available())"; then
         device=cuda
     else
         echo "gpu_check: no CUDA device visible: the GPU tests skip and the GPU bench is skipped"
