@@ -45,10 +45,10 @@ from hpc_rnn import atomic, demo_corpus, metrics, shards
 from hpc_rnn.cli import UserError, run_main
 from hpc_rnn.config import ModelConfig, TrainConfig
 from hpc_rnn.data import WindowPlan
-from hpc_rnn.distributed import pick_device
+from hpc_rnn.distributed import World, pick_device
 from hpc_rnn.generate import generate
 from hpc_rnn.model import RecurrentLM
-from hpc_rnn.train import EXIT_STOPPED, make_optimizer, objective_loss, parse_config
+from hpc_rnn.train import EXIT_STOPPED, make_optimizer, parse_config, train_step
 from hpc_rnn.vocab import load_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,21 +295,14 @@ def project_training(data: str, device: str, sizes: Sizes) -> dict[str, Any]:
     optimizer = make_optimizer(cfg, model)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    world = World(0, 1, 0, dev)
     batches = itertools.chain.from_iterable(plan.batches(e) for e in itertools.count())
 
     def steps() -> float:
         done = 0
         for _ in range(sizes.train_steps):
             _, batch = next(batches)
-            with autocast:
-                logits, _ = model(batch.inputs.to(dev), last_only=cfg.objective == "last")
-            loss, _ = objective_loss(logits.float(), batch, 1, dev)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            optimizer.step()
+            train_step(cfg, model, model, optimizer, batch, world)
             done += len(batch.inputs)
         return done
 

@@ -108,6 +108,11 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on a GPU (no loss scaling needed), plain float32 on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def close_world() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -22,7 +22,7 @@ from hpc_rnn import atomic, checkpoint, config, generate, quality, shards, text
 from hpc_rnn.cli import UserError, run_main
 from hpc_rnn.config import EvaluateConfig
 from hpc_rnn.data import WindowPlan
-from hpc_rnn.distributed import World, all_sum, pick_device
+from hpc_rnn.distributed import World, all_sum, autocast, pick_device
 from hpc_rnn.vocab import Vocab
 
 
@@ -57,11 +57,10 @@ def next_word_metrics(
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, device=world.device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=world.device.type == "cuda")
     for _, batch in plan.batches(0):
         targets = batch.targets.to(world.device)
         weight = batch.weight.to(world.device)
-        with autocast:
+        with autocast(world.device):
             logits, _ = model(batch.inputs.to(world.device), last_only=True)
         logits = logits.float()
         ce = F.cross_entropy(logits, targets, reduction="none")

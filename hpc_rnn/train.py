@@ -36,6 +36,7 @@ from hpc_rnn.distributed import (
     World,
     all_sum,
     any_rank,
+    autocast,
     barrier,
     close_world,
     init_world,
@@ -202,7 +203,6 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
         span += time.perf_counter() - tick
 
     last_save = time.monotonic()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=world.device.type == "cuda")
     sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log
     tick = time.perf_counter()  # start of the training time not yet booked
     span = 0.0  # training seconds since the last log line
@@ -219,15 +219,7 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
         for after, batch in plan.batches(pos.epoch, pos.window):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, pos.step, horizon)
-            with autocast:
-                logits, _ = net(batch.inputs.to(world.device), last_only=cfg.objective == "last")
-            loss, stats = objective_loss(logits.float(), batch, world.size, world.device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            optimizer.step()
-            sums += stats
+            sums += train_step(cfg, net, model, optimizer, batch, world)
             bar.update(after - pos.window)
             pos.step, pos.window = pos.step + 1, after
 
@@ -282,6 +274,27 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
             flush=True,
         )
     return 0
+
+
+def train_step(
+    cfg: config.TrainConfig,
+    net: torch.nn.Module,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Any,
+    world: World,
+) -> torch.Tensor:
+    """One optimizer step on this rank's batch (`net` is `model`, DDP-wrapped when distributed);
+    returns (loss sum, correct sum, windows) for the logs, left on the device: no sync here."""
+    with autocast(world.device):
+        logits, _ = net(batch.inputs.to(world.device), last_only=cfg.objective == "last")
+    loss, stats = objective_loss(logits.float(), batch, world.size, world.device)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+    optimizer.step()
+    return stats
 
 
 def objective_loss(

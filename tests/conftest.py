@@ -38,6 +38,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def train_command(data: str | os.PathLike, run: str | os.PathLike, *args: str) -> list[str]:
+    """`python -m hpc_rnn.train --data DATA --run-dir RUN ARGS`, as a user types it
+    (--run-dir, the spelling that also passes through torchrun)."""
+    return [
+        sys.executable,
+        "-m",
+        "hpc_rnn.train",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run),
+        *args,
+    ]
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated corpus of DEMO_RECIPES MasterCook recipes (UTF-8, LF)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, clean_env
+from conftest import ROOT, clean_env, train_command
 
 from hpc_rnn import checkpoint
 from hpc_rnn.distributed import first_host, process_layout
@@ -35,23 +35,18 @@ COMMON = [
 
 
 def train(data: Path, run: Path, ranks: int, batch: int, steps: int) -> None:
-    args = [
-        "-m",
-        "hpc_rnn.train",
-        "--data",
-        str(data),
-        "--run-dir",
-        str(run),
-        *COMMON,
-        "--batch-size",
-        str(batch),
-        "--max-steps",
-        str(steps),
-    ]
+    cmd = train_command(data, run, *COMMON, "--batch-size", str(batch), "--max-steps", str(steps))
     if ranks > 1:
-        args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={ranks}",
+            *cmd[1:],
+        ]
     done = subprocess.run(
-        [sys.executable, *args],
+        cmd,
         cwd=ROOT,
         env=clean_env(),
         capture_output=True,
@@ -99,14 +94,9 @@ def test_a_dead_rank_ends_the_others_with_a_clear_error(demo_data: Path, tmp_pat
     env = clean_env(
         WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29400 + os.getpid() % 500)
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpc_rnn.train",
-        "--data",
-        str(demo_data),
-        "--run",
-        str(tmp_path / "run"),
+    cmd = train_command(
+        demo_data,
+        tmp_path / "run",
         *COMMON,
         "--batch-size",
         "8",
@@ -114,7 +104,7 @@ def test_a_dead_rank_ends_the_others_with_a_clear_error(demo_data: Path, tmp_pat
         "100000",
         "--dist-timeout-s",
         "30",
-    ]
+    )
     ranks = [
         subprocess.Popen(
             cmd,

@@ -9,21 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env
+from conftest import ROOT, clean_env, train_command
 
 
 @pytest.fixture(scope="module")
 def trained(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("eval") / "run"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hpc_rnn.train",
-            "--data",
-            str(demo_data),
-            "--run",
-            str(run),
+        train_command(
+            demo_data,
+            run,
             "--hidden",
             "48",
             "--epochs",
@@ -34,7 +29,7 @@ def trained(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "32",
             "--val-windows",
             "300",
-        ],
+        ),
         cwd=ROOT,
         env=clean_env(),
         capture_output=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, check_cmd, clean_env, sacct_state, wait_until
+from conftest import ROOT, check_cmd, clean_env, sacct_state, train_command, wait_until
 
 from hpc_rnn import checkpoint
 
@@ -166,16 +166,7 @@ def test_a_signalled_job_checkpoints_requeues_and_resumes_exactly(
 
     straight = tmp_path / "straight"
     done = run_in(
-        [
-            sys.executable,
-            "-m",
-            "hpc_rnn.train",
-            "--data",
-            str(demo_data),
-            "--run",
-            str(straight),
-            *args.split(),
-        ],
+        train_command(demo_data, straight, *args.split()),
         ROOT,
         clean_env(),
         timeout=240,

@@ -7,13 +7,12 @@ import math
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, clean_env
+from conftest import ROOT, clean_env, train_command
 
 from hpc_rnn import checkpoint
 from hpc_rnn.train import EXIT_STOPPED, parse_config
@@ -38,17 +37,7 @@ SMALL = [
 
 
 def train_cmd(data: Path, run: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "hpc_rnn.train",
-        "--data",
-        str(data),
-        "--run",
-        str(run),
-        *SMALL,
-        *extra,
-    ]
+    return train_command(data, run, *SMALL, *extra)
 
 
 def run_train(
