@@ -47,6 +47,7 @@ from hpc_rnn.config import ModelConfig, TrainConfig
 from hpc_rnn.data import WindowPlan
 from hpc_rnn.distributed import World, pick_device
 from hpc_rnn.generate import generate
+from hpc_rnn.heap import keep_freed_memory
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.train import EXIT_STOPPED, make_optimizer, parse_config, train_step
 from hpc_rnn.vocab import load_vocab
@@ -230,6 +231,7 @@ def isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
 
 
 def _with_peak_rss(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    keep_freed_memory()  # as the commands run, for both sides alike
     result = fn(*args)
     result["peak_rss_mb"] = _rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from hpc_rnn.heap import keep_freed_memory
+
 
 class UserError(Exception):
     """A mistake the user can fix (bad path, bad option, wrong data); the message says how."""
@@ -15,6 +17,7 @@ EXIT_USER_ERROR = 2
 
 def run_main(main: Callable[[], int | None]) -> int:
     """Run a command's body; a `UserError` becomes `error: ...` on stderr and exit code 2."""
+    keep_freed_memory()
     try:
         return int(main() or 0)
     except UserError as exc:

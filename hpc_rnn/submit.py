@@ -22,6 +22,7 @@ import submitit
 
 from hpc_rnn import config
 from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.heap import keep_freed_memory
 
 SIGNAL_DELAY_S = 300  # USR2 this long before the time limit: time for a step and a checkpoint
 
@@ -50,6 +51,7 @@ class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         from hpc_rnn.train import EXIT_STOPPED, train
 
+        keep_freed_memory()  # submitit calls this object directly, not through a command
         # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT for submitit's tasks, local or Slurm.
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         rc = train(self.cfg)

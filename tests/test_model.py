@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpc_rnn.config import ModelConfig
-from hpc_rnn.model import RecurrentLM
+from hpc_rnn.model import RecurrentLM, _LSTMSequence
 
 N_WORDS = 37
 CELLS = ["lstm", "gru"]
@@ -91,6 +91,25 @@ def test_equals_dense_one_hot_network_outputs_and_gradients(cell: str, layers: i
     for name, (ref, transposed) in pairs.items():
         want = ref.grad.t() if transposed else ref.grad
         torch.testing.assert_close(params[name].grad, want, atol=1e-5, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("outputs", ["all", "sequence only"])
+def test_hand_written_lstm_backward_matches_numerical_gradients(outputs: str) -> None:
+    g = torch.Generator().manual_seed(3)
+    steps, batch, hidden = 5, 3, 4
+    args = [
+        torch.randn(shape, generator=g, dtype=torch.double, requires_grad=True)
+        for shape in ((steps, batch, 4 * hidden), (4 * hidden,), (batch, hidden), (batch, hidden))
+    ]
+    args.append(torch.randn(4 * hidden, hidden, generator=g, dtype=torch.double) * 0.5)
+    args[-1].requires_grad_()
+
+    def run(*a: torch.Tensor):
+        out, h, c = _LSTMSequence.apply(*a)
+        # "sequence only" leaves the final state unused, as training does: no gradient flows in.
+        return (out, h, c) if outputs == "all" else out
+
+    assert torch.autograd.gradcheck(run, args)
 
 
 @pytest.mark.parametrize("cell", CELLS)
