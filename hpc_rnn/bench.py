@@ -43,7 +43,7 @@ from torch import nn
 
 from hpc_rnn import atomic, demo_corpus, metrics, shards
 from hpc_rnn.cli import UserError, run_main
-from hpc_rnn.config import ModelConfig, TrainConfig
+from hpc_rnn.config import PRESETS, ModelConfig, TrainConfig
 from hpc_rnn.data import WindowPlan
 from hpc_rnn.distributed import World, pick_device
 from hpc_rnn.generate import generate
@@ -743,7 +743,7 @@ def _seed_val_every(ctx: Context) -> int:
     trained = ctx.figures.get("train_throughput")
     if trained is None:
         return ctx.sizes.seed_val_every
-    steps = trained.project.median / TrainConfig().batch_size * ctx.sizes.budget_s
+    steps = trained.project.median / PRESETS["seed"]["batch_size"] * ctx.sizes.budget_s
     return max(1, round(steps / 20))
 
 
