@@ -49,7 +49,7 @@ from hpc_rnn.distributed import World, pick_device
 from hpc_rnn.generate import generate
 from hpc_rnn.heap import keep_freed_memory
 from hpc_rnn.model import RecurrentLM
-from hpc_rnn.train import EXIT_STOPPED, make_optimizer, parse_config, train_step
+from hpc_rnn.train import AUTO_BATCH, EXIT_STOPPED, make_optimizer, parse_config, train_step
 from hpc_rnn.vocab import load_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -781,7 +781,7 @@ def bench_data_parallel(ctx: Context) -> list[Figure]:
         if not rates[ranks]:
             raise RuntimeError(f"data_parallel: the {ranks}-rank run logged no rate after warm-up")
     one = Stats.of(rates[1])
-    batch = TrainConfig().batch_size
+    batch = AUTO_BATCH[ctx.device]
     return [
         Figure(
             "data_parallel",

@@ -43,10 +43,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "cosine"  # "cosine" (after a linear warm-up) or "constant"
     warmup_steps: int = 10
-    # Windows per step on each rank. 32 rather than the lecture's 128: on the dev corpus, CPU,
-    # batch 32 reached a held-out loss of 4.9 in 19 s of training and batch 128 was still at
-    # 5.4 after 70 s (docs/benchmarks.md). A GPU, idle at 32, may take 128 or more per rank.
-    batch_size: int = 32
+    batch_size: int = 0  # windows per step on each rank; 0: by device (train.AUTO_BATCH)
     epochs: int = 20
     max_steps: int = 0  # stop after this many steps in all (0: run the epochs)
     clip: float = 1.0  # gradient norm clipping (0: off); the lecture warns of exploding gradients

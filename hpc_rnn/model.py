@@ -10,6 +10,7 @@ same outputs; the softmax lives in the loss, the model returns logits.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -80,18 +81,18 @@ class RecurrentLM(nn.Module):
             state = self.init_state(tokens.shape[0], tokens.device)
         lstm = self.cfg.cell == "lstm"
         first = (state[0][:1], state[1][:1]) if lstm else state[:1]
-        # = one-hot @ W_ih^T without building the one-hot. F.embedding, not indexing: its CPU
-        # backward is deterministic, which bitwise-exact resume needs.
+        # The gathered rows = one-hot @ W_ih^T without building the one-hot. F.embedding, not
+        # indexing: its CPU backward is deterministic, which bitwise-exact resume needs.
         functional = self._functional
         if functional is None:
             functional = tokens.device.type == "cuda"
         if functional:
-            out, final = _first_layer_functional(
-                self, F.embedding(tokens, self.input_weight), first
-            )
+            gates = F.embedding(tokens, self.input_weight)
+            out, final = _first_layer_functional(self, gates, first)
         else:
             # Time-major [T, B, G]: the loop reads and writes one contiguous block per step.
-            out, final = _first_layer_loop(self, F.embedding(tokens.t(), self.input_weight), first)
+            gates = F.embedding(tokens.t(), self.input_weight)
+            out, final = _first_layer_loop(self, gates, first)
         if self.upper is not None:
             upper = (state[0][1:], state[1][1:]) if lstm else state[1:]
             out, upper = self.upper(self.dropout(out), upper)
@@ -107,8 +108,8 @@ class RecurrentLM(nn.Module):
 def _first_layer_loop(
     model: RecurrentLM, gates: torch.Tensor, state: State
 ) -> tuple[torch.Tensor, State]:
-    """The first layer as a Python loop over time: per word only the recurrent matmul is left,
-    which on a CPU beats running an identity matmul over every input gate."""
+    """The first layer as a loop over time, from time-major gates [T, B, G]: per word only the
+    recurrent matmul is left, which on a CPU beats an identity matmul over every input gate."""
     if model.cfg.cell == "lstm":
         # Both biases simply add to every gate, so they are added once.
         bias = model.input_bias + model.hidden_bias
@@ -213,8 +214,12 @@ def _first_layer_functional(
     weights = [identity, model.hidden_weight, model.input_bias, model.hidden_bias]
     # Arguments: has_biases, num_layers, dropout, train, bidirectional, batch_first.
     flags = (True, 1, 0.0, model.training, False, True)
-    if model.cfg.cell == "lstm":
-        out, h, c = torch._VF.lstm(gates, state, weights, *flags)
-        return out, (h, c)
-    out, h = torch._VF.gru(gates, state, weights, *flags)
-    return out, h
+    with warnings.catch_warnings():
+        # cuDNN copies these four into one buffer on every call and warns that it does. The
+        # identity is new on every call anyway; the copy is ~5 MB, one step's noise.
+        warnings.filterwarnings("ignore", "RNN module weights are not part of single contiguous")
+        if model.cfg.cell == "lstm":
+            out, h, c = torch._VF.lstm(gates, state, weights, *flags)
+            return out, (h, c)
+        out, h = torch._VF.gru(gates, state, weights, *flags)
+        return out, h

@@ -50,6 +50,11 @@ from hpc_rnn.vocab import load_vocab
 
 EXIT_STOPPED = 75  # EX_TEMPFAIL: checkpointed on a signal, run again to continue
 EXIT_PEER_LOST = 69  # EX_UNAVAILABLE: another rank died; nothing new was saved
+# The per-rank batch that --batch-size 0 picks. A CPU step costs in proportion to the batch, so a
+# small one buys more updates a second: on the dev corpus batch 32 reached a held-out loss of
+# 4.9 in 19 s of training, batch 128 was at 5.4 after 70 s. A GPU step costs about the same at
+# both (H100: 10.7k against 39k windows/s), so a GPU takes the bigger. docs/benchmarks.md.
+AUTO_BATCH = {"cpu": 32, "cuda": 128}
 
 
 @dataclass
@@ -81,6 +86,7 @@ def train(cfg: config.TrainConfig) -> int:
     """Train until the epochs (or max_steps) are done, or a stop signal; returns the exit code."""
     stop = StopFlag(cfg.stop_signals)
     world = init_world(cfg.device, cfg.dist_timeout_s)
+    cfg = with_device_batch(cfg, world.device)
     try:
         return _train(cfg, world, stop)
     except RuntimeError as exc:  # gloo and NCCL report a lost peer as RuntimeError subclasses
@@ -96,6 +102,17 @@ def train(cfg: config.TrainConfig) -> int:
         return EXIT_PEER_LOST
     finally:
         close_world()
+
+
+def with_device_batch(cfg: config.TrainConfig, device: torch.device) -> config.TrainConfig:
+    """`cfg` with --batch-size 0 replaced by the device's AUTO_BATCH."""
+    if cfg.batch_size < 0:
+        raise UserError(
+            f"--batch-size must be positive, or 0 to pick by device; got {cfg.batch_size}"
+        )
+    if cfg.batch_size:
+        return cfg
+    return dataclasses.replace(cfg, batch_size=AUTO_BATCH.get(device.type, AUTO_BATCH["cpu"]))
 
 
 def is_peer_failure(exc: BaseException) -> bool:

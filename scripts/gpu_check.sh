@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, as one script for a GPU machine (under 8 minutes on an H100):
 # the GPU-marked tests, then the bench's training and generation figures on the GPU.
-# Everything goes to one file: $OUT/gpu_check.txt when OUT is set, else runs/gpu_check.txt
-# (the bench's own files beside it, in bench/).
+# Everything goes to one file: $OUT/gpu_check.txt when OUT is set, else runs/gpu_check.txt,
+# with the bench's bench.json, bench.md and bench.png beside it.
 #
 # Without CUDA it runs too: the GPU tests skip and the GPU bench is skipped, and it says so.
 # HPC_RNN_GPU_CHECK_QUICK=1 runs the bench at its tiny sizes, on the CPU when there is no GPU:
@@ -38,10 +38,44 @@ sys.exit(not torch.cuda.is_available())"; then
     if [ "$device" = cuda ] || [ ${#size[@]} -gt 0 ]; then
         # data_parallel needs 2 GPUs: not run here.
         echo "== bench on $device: train_throughput, generation"
-        rm -f "$out/bench/bench.json"
+        # The bench's cache and scratch go to a temporary directory; its three files beside this log.
+        local work
+        work=$(mktemp -d)
         timeout 300 "$py" -m hpc_rnn.bench --device "$device" "${size[@]}" \
-            --only train_throughput,generation --out "$out/bench" || status=1
-        [ -f "$out/bench/bench.json" ] && cat "$out/bench/bench.json"
+            --only train_throughput,generation --out "$work" || status=1
+        if [ -f "$work/bench.json" ]; then
+            cp "$work/bench.json" "$work/bench.md" "$work/bench.png" "$out/"
+            cat "$work/bench.json"
+        fi
+        rm -rf "$work"
+    fi
+    if [ "$device" = cuda ] && [ -n "${HPC_RNN_DEV_CORPUS:-}" ]; then
+        # What per-rank batch a GPU wants: the default configuration's training rate by batch.
+        echo "== default configuration on cuda, windows/s by --batch-size"
+        local data
+        data=$(mktemp -d)
+        "$py" -m hpc_rnn.preprocess "$HPC_RNN_DEV_CORPUS" --out "$data/data" >/dev/null || status=1
+        for b in 32 128 512; do
+            timeout 90 "$py" -m hpc_rnn.train --data "$data/data" --run-dir "$data/b$b" \
+                --batch-size "$b" --max-steps 120 --log-every 20 --val-windows 512 \
+                --ckpt-every-steps 1000 --no-requeue >"$data/b$b.log" 2>&1 || status=1
+            "$py" -c "import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+w = [x['windows_per_s'] for x in r if 'windows_per_s' in x][1:]
+v = [x['val_loss'] for x in r if 'val_loss' in x]
+print('batch', sys.argv[2], 'windows/s', [round(x) for x in w], 'val_loss', v[-1:])" \
+                "$data/b$b/metrics.jsonl" "$b" || { tail -5 "$data/b$b.log"; status=1; }
+        done
+        # The whole default training on the GPU, then what the README reports for the CPU run.
+        echo "== default configuration on cuda: 20 epochs, then held-out scores and 50 recipes"
+        local start=$SECONDS
+        timeout 400 "$py" -m hpc_rnn.train --data "$data/data" --run-dir "$data/full" \
+            --no-requeue >"$data/full.log" 2>&1 || { tail -5 "$data/full.log"; status=1; }
+        grep -E '"kind": "epoch"' "$data/full/metrics.jsonl" | tail -3
+        echo "training took $((SECONDS - start)) s wall (validation and checkpoints included)"
+        timeout 200 "$py" -m hpc_rnn.evaluate --checkpoint "$data/full" --windows 0 \
+            --generate 50 || status=1
+        rm -rf "$data"
     fi
     echo "gpu_check: $([ $status = 0 ] && echo passed || echo FAILED)"
     return $status

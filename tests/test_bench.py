@@ -119,4 +119,4 @@ def test_gpu_check_script_runs_without_a_gpu(demo_corpus: Path, tmp_path: Path) 
     if not torch.cuda.is_available():
         assert "no CUDA device visible" in text
         assert "SKIPPED" in text  # pytest's -rs lines: the GPU tests and why they skipped
-    check_report(tmp_path / "bench", {"train_throughput", "generation"})
+    check_report(tmp_path, {"train_throughput", "generation"})

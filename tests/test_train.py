@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT, clean_env, train_command
 
 from hpc_rnn import checkpoint
-from hpc_rnn.train import EXIT_STOPPED, parse_config
+from hpc_rnn.train import AUTO_BATCH, EXIT_STOPPED, parse_config, with_device_batch
 
 # A small model so that the tests take seconds; dropout makes the RNG part of the state.
 SMALL = [
@@ -190,6 +190,15 @@ def test_seed_preset_is_the_lecture_and_flags_override_it() -> None:
     assert cfg.epochs == 3 and cfg.model.cell == "gru" and cfg.optimizer == "sgd"
 
 
+def test_batch_size_zero_picks_by_device_and_an_explicit_one_stays() -> None:
+    auto = parse_config(["--data", "d", "--run", "r"])
+    assert auto.batch_size == 0
+    assert with_device_batch(auto, torch.device("cpu")).batch_size == AUTO_BATCH["cpu"] == 32
+    assert with_device_batch(auto, torch.device("cuda")).batch_size == AUTO_BATCH["cuda"] == 128
+    given = parse_config(["--data", "d", "--run", "r", "--batch-size", "7"])
+    assert with_device_batch(given, torch.device("cuda")).batch_size == 7
+
+
 def test_bad_options_give_one_line(demo_data: Path, tmp_path: Path) -> None:
     missing = run_train(tmp_path / "nope", tmp_path / "run")
     assert (
@@ -199,3 +208,5 @@ def test_bad_options_give_one_line(demo_data: Path, tmp_path: Path) -> None:
     )
     bad_opt = run_train(demo_data, tmp_path / "run", "--optimizer", "adam2")
     assert bad_opt.returncode == 2 and bad_opt.stderr.startswith("error:")
+    bad_batch = run_train(demo_data, tmp_path / "run", "--batch-size", "-4")
+    assert bad_batch.returncode == 2 and bad_batch.stderr.startswith("error: --batch-size")
