@@ -17,10 +17,11 @@ from torch import nn
 from hpc_rnn import checkpoint, config, text
 from hpc_rnn import generate as gen
 from hpc_rnn.config import ModelConfig, TrainConfig
+from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, TABLE_HEADER, TABLE_RULE
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import Vocab, build_vocab
 
-DEMO = """* Exported from MasterCook *
+DEMO = f"""{EXPORT_LINE}
 
                           Chocolate Cake
 
@@ -28,8 +29,8 @@ Recipe By     : grandma
 Serving Size  : 8    Preparation Time :0:45
 Categories    : Desserts Cakes
 
-  Amount  Measure       Ingredient -- Preparation Method
---------  ------------  --------------------------------
+{TABLE_HEADER}
+{TABLE_RULE}
    2      cups          flour
    1 1/2  cups          sugar
    3                    eggs -- beaten
@@ -39,7 +40,7 @@ Mix the flour, sugar and cocoa. Add the eggs and beat well. Bake at 350 for 30 m
 
 Yield: 1 cake
 
-                   - - - - - - - - - - - - - - - - - -
+{END_LINE}
 """
 
 

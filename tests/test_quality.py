@@ -15,63 +15,65 @@ from pathlib import Path
 import pytest
 
 from hpc_rnn import quality
+from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, TABLE_HEADER, TABLE_RULE
 from hpc_rnn.quality import IngredientLexicon, Structure, parse_recipe, structure
 from hpc_rnn.text import detokenize, tokenize
 
-# The corpus layout: original case, centred title, space-aligned columns.
-ALIGNED = """\
-* Exported from MasterCook *
+# The corpus layout (original case, centred title, space-aligned columns) around an invented
+# recipe, with the format lines from the project's own demo-corpus writer.
+ALIGNED = f"""\
+{EXPORT_LINE}
 
-                               Carrot Cake
+                               Harvest Loaf
 
-Recipe By     :
-Serving Size  : 12   Preparation Time :0:00
-Categories    : Cakes                            Muffins
+Recipe By     : test kitchen
+Serving Size  : 10   Preparation Time :1:10
+Categories    : Test Kitchen
 
-  Amount  Measure       Ingredient -- Preparation Method
---------  ------------  --------------------------------
-   1      cup           Oil
-   2      cups          Flour, whole wheat
-     1/3  cup           Dry milk
-   1 1/2  teaspoons     Salt
-   4                    Eggs
-   3      cups          Carrots -- shredded
-                        ---FROSTING---
-   8      ounces        Cream cheese
+{TABLE_HEADER}
+{TABLE_RULE}
+   3 1/2  tablespoons   Oil
+   2 1/4  cups          Flour, unbleached
+     7/8  cup           Milk
+     7/8  teaspoon      Salt
+   3                    Eggs -- whisked
+   2      cups          Carrots -- grated
+                        ---FOR THE TOP---
+   5      ounces        Goat cheese
 
-In large bowl, blend oil and milk. Beat in eggs. Stir in flour and salt, then carrots by hand.
-Pour into a pan and bake 50 minutes. Spread with cream cheese.
+Whisk oil, milk and eggs in a jug. Fold in flour and salt, then carrots by hand.
+Scrape into a loaf tin and bake 65 minutes. Crumble the goat cheese over the top.
 
-Yield: 12 servings
+Yield: 1 loaf
 
-                   - - - - - - - - - - - - - - - - - -
+{END_LINE}
 
 
 """
 
 # What generation gives: lower case, columns lost, no export line and no end line.
 DETOKENIZED = """\
-carrot cake
+harvest loaf
 
-recipe by:
-serving size: 12 preparation time: 0:00
-categories: cakes muffins
+recipe by: test kitchen
+serving size: 10 preparation time: 1:10
+categories: test kitchen
 
 amount measure ingredient -- preparation method
 -------- ------------ --------------------------------
-1 cup oil
-2 cups flour, whole wheat
-1/3 cup dry milk
-1 1/2 teaspoons salt
-4 eggs
-3 cups carrots -- shredded
---- frosting ---
-8 ounces cream cheese
+3 1/2 tablespoons oil
+2 1/4 cups flour, unbleached
+7/8 cup milk
+7/8 teaspoon salt
+3 eggs -- whisked
+2 cups carrots -- grated
+--- for the top ---
+5 ounces goat cheese
 
-in large bowl, blend oil and milk. beat in eggs. stir in flour and salt, then carrots by hand.
-pour into a pan and bake 50 minutes. spread with cream cheese.
+whisk oil, milk and eggs in a jug. fold in flour and salt, then carrots by hand.
+scrape into a loaf tin and bake 65 minutes. crumble the goat cheese over the top.
 
-yield: 12 servings
+yield: 1 loaf
 """
 
 LAYOUTS = {"aligned": ALIGNED, "detokenized": DETOKENIZED}
@@ -92,12 +94,12 @@ def _is_row(line: str) -> bool:
 
 
 def _no_directions(text: str) -> str:
-    return _drop_lines(text, lambda s: not s.startswith(("in large bowl", "pour into")))
+    return _drop_lines(text, lambda s: not s.startswith(("whisk oil", "scrape into")))
 
 
 # Each part of the layout, and how to remove it from either layout.
 REMOVERS = {
-    "has_title": lambda t: _drop_lines(t, lambda s: s != "carrot cake"),
+    "has_title": lambda t: _drop_lines(t, lambda s: s != "harvest loaf"),
     "has_header": lambda t: _drop_lines(t, lambda s: not s.startswith("amount measure")),
     "has_ingredient_row": lambda t: _drop_lines(t, lambda s: not _is_row(s)),
     "has_directions": _no_directions,
@@ -129,21 +131,21 @@ def test_removing_a_part_drops_exactly_its_flag(layout: str, part: str):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_parse_reads_both_layouts_alike(layout: str):
     p = parse_recipe(LAYOUTS[layout])
-    assert p.title == "carrot cake"
-    # The section row (---FROSTING---) is not an ingredient; the `-- preparation` part is cut.
+    assert p.title == "harvest loaf"
+    # The section row (---FOR THE TOP---) is not an ingredient; the `-- preparation` part is cut.
     assert p.names == [
         "oil",
-        "flour, whole wheat",
-        "dry milk",
+        "flour, unbleached",
+        "milk",
         "salt",
         "eggs",
         "carrots",
-        "cream cheese",
+        "goat cheese",
     ]
     assert len(p.rows) == 7
-    assert p.directions.startswith("in large bowl")
-    assert p.directions.endswith("spread with cream cheese.")
-    assert p.yield_line == "yield: 12 servings"
+    assert p.directions.startswith("whisk oil")
+    assert p.directions.endswith("crumble the goat cheese over the top.")
+    assert p.yield_line == "yield: 1 loaf"
 
 
 def test_detokenized_corpus_text_parses_like_the_original():
@@ -197,10 +199,10 @@ def test_garbage_scores_zero_and_does_not_raise():
 
 
 def test_yield_inside_directions_does_not_end_them():
-    text = ALIGNED.replace("Pour into", "Yield: makes one cake.\nPour into")
+    text = ALIGNED.replace("Scrape into", "Yield: makes one loaf.\nScrape into")
     p = parse_recipe(text)
-    assert "pour into a pan" in p.directions
-    assert p.yield_line == "yield: 12 servings"
+    assert "scrape into a loaf tin" in p.directions
+    assert p.yield_line == "yield: 1 loaf"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def test_singular_key(plural: str, singular: str):
 
 def test_no_ingredient_words_in_directions_gives_none():
     text = DETOKENIZED.replace(
-        DETOKENIZED[DETOKENIZED.index("in large bowl") : DETOKENIZED.index("\n\nyield")],
+        DETOKENIZED[DETOKENIZED.index("whisk oil") : DETOKENIZED.index("\n\nyield")],
         "mix everything in a bowl and bake 50 minutes.",
     )
     assert quality.consistency(text, LEXICON) is None
