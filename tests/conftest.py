@@ -70,6 +70,21 @@ def real_corpus() -> Path:
     return REAL_CORPUS
 
 
+def run_in_repo(
+    cmd: list[str | os.PathLike], *, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` from the repository root as a user would (launcher variables of the test's own
+    environment removed, unless `env` is given), its output captured as text."""
+    return subprocess.run(
+        [str(c) for c in cmd],
+        cwd=ROOT,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="session")
 def run_preprocess() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m hpc_rnn.preprocess ARGS` from the repository root, as a user would."""
@@ -77,13 +92,8 @@ def run_preprocess() -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(
         *args: str | os.PathLike, env: dict[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "hpc_rnn.preprocess", *map(str, args)],
-            cwd=ROOT,
-            env=env if env is not None else clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        return run_in_repo(
+            [sys.executable, "-m", "hpc_rnn.preprocess", *args], timeout=timeout, env=env
         )
 
     return run

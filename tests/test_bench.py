@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, clean_env
+from conftest import clean_env, run_in_repo
 
 
 def _env(corpus: Path, **extra: str) -> dict[str, str]:
@@ -20,13 +20,10 @@ def _env(corpus: Path, **extra: str) -> dict[str, str]:
 
 
 def bench(corpus: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpc_rnn.bench", "--quick", "--tiny", "--out", str(out), *args],
-        cwd=ROOT,
-        env=_env(corpus),
-        capture_output=True,
-        text=True,
+    return run_in_repo(
+        [sys.executable, "-m", "hpc_rnn.bench", "--quick", "--tiny", "--out", out, *args],
         timeout=240,
+        env=_env(corpus),
     )
 
 
@@ -100,19 +97,10 @@ def test_unknown_figure_is_one_line_error(demo_corpus: Path, tmp_path: Path) -> 
 
 
 def test_gpu_check_script_runs_without_a_gpu(demo_corpus: Path, tmp_path: Path) -> None:
-    done = subprocess.run(
-        ["bash", "scripts/gpu_check.sh"],
-        cwd=ROOT,
-        env=_env(
-            demo_corpus,
-            OUT=str(tmp_path),
-            HPC_RNN_GPU_CHECK_QUICK="1",
-            HPC_RNN_PYTHON=sys.executable,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=240,
+    env = _env(
+        demo_corpus, OUT=str(tmp_path), HPC_RNN_GPU_CHECK_QUICK="1", HPC_RNN_PYTHON=sys.executable
     )
+    done = run_in_repo(["bash", "scripts/gpu_check.sh"], timeout=240, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = (tmp_path / "gpu_check.txt").read_text()
     assert "gpu_check: passed" in text

@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import clean_env, run_in_repo
 
 from hpc_rnn import demo_corpus as dc
-from tests.conftest import ROOT, clean_env
 
 # amount: whole part right-aligned in 4, a space, fraction left-justified in 3 (all blank for
 # "to taste"); two spaces; measure left-justified in 12; two spaces; the ingredient.
@@ -27,13 +27,8 @@ PLURAL_MEASURES = set(dc.MEASURES.values())
 
 
 def run_cli(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpc_rnn.demo_corpus", *map(str, args)],
-        cwd=ROOT,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return run_in_repo(
+        [sys.executable, "-m", "hpc_rnn.demo_corpus", *args], timeout=60, env=clean_env(**env)
     )
 
 

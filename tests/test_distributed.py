@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, clean_env, train_command
+from conftest import ROOT, clean_env, run_in_repo, train_command
 
 from hpc_rnn import checkpoint
 from hpc_rnn.distributed import first_host, process_layout
@@ -45,14 +45,7 @@ def train(data: Path, run: Path, ranks: int, batch: int, steps: int) -> None:
             f"--nproc-per-node={ranks}",
             *cmd[1:],
         ]
-    done = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_in_repo(cmd, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert f"world {ranks} on cpu" in done.stdout
 

@@ -9,46 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env, train_command
+from conftest import run_in_repo, train_command
 
 
 @pytest.fixture(scope="module")
 def trained(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("eval") / "run"
-    done = subprocess.run(
-        train_command(
-            demo_data,
-            run,
-            "--hidden",
-            "48",
-            "--epochs",
-            "2",
-            "--lr",
-            "0.01",
-            "--batch-size",
-            "32",
-            "--val-windows",
-            "300",
-        ),
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    small = ("--hidden", "48", "--epochs", "2", "--lr", "0.01", "--batch-size", "32")
+    done = run_in_repo(train_command(demo_data, run, *small, "--val-windows", "300"), timeout=300)
     assert done.returncode == 0, done.stderr
     return run
 
 
 def evaluate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpc_rnn.evaluate", *args],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_in_repo([sys.executable, "-m", "hpc_rnn.evaluate", *args], timeout=300)
 
 
 def test_reports_heldout_metrics_and_scores_against_the_corpus(
@@ -74,22 +48,18 @@ def test_reports_heldout_metrics_and_scores_against_the_corpus(
 
 def test_another_corpus_and_recipe_files(trained: Path, demo_corpus: Path, tmp_path: Path) -> None:
     recipes = tmp_path / "recipes"
-    gen = subprocess.run(
+    gen = run_in_repo(
         [
             sys.executable,
             "-m",
             "hpc_rnn.generate",
             "--checkpoint",
-            str(trained),
+            trained,
             "--n",
             "3",
             "--out",
-            str(recipes),
+            recipes,
         ],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert gen.returncode == 0, gen.stderr

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, clean_env
+from conftest import run_in_repo
 from torch import nn
 
 from hpc_rnn import checkpoint, config, text
@@ -271,20 +270,21 @@ def test_command_refuses_a_vocabulary_of_another_run(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     _vocab(extra="paprika").save(other)
-    proc = subprocess.run(
+    proc = run_in_repo(
         [
             sys.executable,
             "-m",
             "hpc_rnn.generate",
-            *("--checkpoint", str(run), "--out", str(tmp_path / "samples")),
-            *("--vocab", str(other), "--device", "cpu"),
+            "--checkpoint",
+            run,
+            "--out",
+            tmp_path / "samples",
+            "--vocab",
+            other,
+            "--device",
+            "cpu",
         ],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -4,14 +4,13 @@ multi-task launch is an error."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, clean_env
+from conftest import clean_env, run_in_repo
 
 from hpc_rnn import config, preprocess, shards
 from hpc_rnn.mpi import SingleProcess
@@ -122,13 +121,8 @@ def test_mpi_ranks_write_the_data_of_one_process(
 ):
     out = tmp_path / "data"
     cmd = [_mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpc_rnn.preprocess"]
-    proc = subprocess.run(
-        [*cmd, str(demo_corpus), "--out", str(out), "--window", str(window), *OPTIONS],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
+    proc = run_in_repo(
+        [*cmd, demo_corpus, "--out", out, "--window", str(window), *OPTIONS], timeout=180
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"on {ranks} ranks" in proc.stdout
@@ -159,13 +153,10 @@ def test_mpi_ranks_write_the_data_of_one_process(
 
 def test_lone_task_of_a_multi_task_launch_is_an_error(demo_corpus: Path, tmp_path: Path):
     # srun started 2 tasks, but this one was not wired into MPI: it must not do the work alone
-    proc = subprocess.run(
+    proc = run_in_repo(
         [sys.executable, "-m", "hpc_rnn.preprocess", demo_corpus, "--out", tmp_path / "out"],
-        cwd=ROOT,
-        env=clean_env(SLURM_STEP_NUM_TASKS="2"),
-        capture_output=True,
-        text=True,
         timeout=120,
+        env=clean_env(SLURM_STEP_NUM_TASKS="2"),
     )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr

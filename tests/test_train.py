@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, clean_env, train_command
+from conftest import ROOT, clean_env, run_in_repo, train_command
 
 from hpc_rnn import checkpoint
 from hpc_rnn.train import AUTO_BATCH, EXIT_STOPPED, parse_config, with_device_batch
@@ -43,14 +43,7 @@ def train_cmd(data: Path, run: Path, *extra: str) -> list[str]:
 def run_train(
     data: Path, run: Path, *extra: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        train_cmd(data, run, *extra),
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_in_repo(train_cmd(data, run, *extra), timeout=timeout)
 
 
 def final_params(run: Path) -> dict[str, torch.Tensor]:
@@ -141,14 +134,7 @@ def test_refuses_checkpoint_of_another_model_or_vocabulary(demo_data: Path, tmp_
 
     meta["hash"] = Vocab(tuple(meta["decoding"]), tuple(meta["counts"]), 50, 5, False).hash
     (other_vocab / "vocab.json").write_text(json.dumps(meta))
-    wrong = subprocess.run(
-        train_cmd(other_vocab, run, "--max-steps", "4"),
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    wrong = run_in_repo(train_cmd(other_vocab, run, "--max-steps", "4"), timeout=120)
     assert wrong.returncode == 2 and "another vocabulary" in wrong.stderr
     assert {p.name for p in checkpoint.complete(run)} == before
 
