@@ -86,9 +86,8 @@ def train(cfg: config.TrainConfig) -> int:
     """Train until the epochs (or max_steps) are done, or a stop signal; returns the exit code."""
     stop = StopFlag(cfg.stop_signals)
     world = init_world(cfg.device, cfg.dist_timeout_s)
-    cfg = with_device_batch(cfg, world.device)
     try:
-        return _train(cfg, world, stop)
+        return _train(with_device_batch(cfg, world.device), world, stop)
     except RuntimeError as exc:  # gloo and NCCL report a lost peer as RuntimeError subclasses
         if world.size == 1 or not is_peer_failure(exc):
             raise
