@@ -2,19 +2,29 @@
 
     python -m hpc_rnn.submit --nodes 2 --gpus 4 --data DATA --run RUN [train flags]
     python -m hpc_rnn.submit --pipeline --corpus recipes.txt --data DATA --run RUN ...
-    python -m hpc_rnn.submit --dry-run ...      # print the sbatch script, submit nothing
-    python -m hpc_rnn.submit --local ...        # the same job without Slurm
+    python -m hpc_rnn.submit --dry-run ...      # print the sbatch script(s), submit nothing
+    python -m hpc_rnn.submit --local ...        # the same job on this machine, without Slurm
 
 One task per GPU (tasks per node = --gpus). The training is a submitit Checkpointable: a stop
 signal (USR2 before the time limit, or pre-emption) makes the ranks checkpoint and requeue the
-job, which resumes from that checkpoint. Flags this command does not know go to hpc_rnn.train.
+job, which resumes from that checkpoint. Before submitting, Slurm itself is asked whether each
+job can ever start (sbatch --test-only and the partition's MaxTime); --no-check skips that.
+Flags this command does not know go to hpc_rnn.train (python -m hpc_rnn.train --help).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +35,8 @@ from hpc_rnn.cli import UserError, run_main
 from hpc_rnn.heap import keep_freed_memory
 
 SIGNAL_DELAY_S = 300  # USR2 this long before the time limit: time for a step and a checkpoint
+REPORT_EVERY_S = 180.0  # --wait prints a queued job's state and pending reason this often
+SLURM_TIMEOUT_S = 60  # for sbatch --test-only, squeue, sinfo, scontrol: slower is a cluster down
 
 
 @dataclass
@@ -40,6 +52,21 @@ class SlurmConfig:
     constraint: str = ""
     job_name: str = "hpc_rnn_train"
     preprocess_ranks: int = 1  # MPI ranks of --pipeline's preprocess step (srun --mpi=pmi2)
+
+
+SLURM_HELP = {
+    "nodes": "nodes of the training job (--local: 1 only)",
+    "gpus": "GPUs per node, one training task per GPU; 0: one CPU task per node",
+    "cpus_per_task": "CPUs per task (sbatch --cpus-per-task)",
+    "time": "time limit, in Slurm's forms M, M:S, H:M:S, D-H, D-H:M or D-H:M:S",
+    "partition": "Slurm partition (empty: the cluster's default)",
+    "account": "Slurm account to charge (empty: your default)",
+    "qos": "Slurm quality of service (empty: the default)",
+    "mem": "memory per node, as sbatch --mem takes it, e.g. 64G (empty: Slurm's default)",
+    "constraint": "node features the job needs (sbatch --constraint)",
+    "job_name": "the training job's name in squeue and sacct",
+    "preprocess_ranks": "MPI ranks of --pipeline's preprocess job (srun --mpi=pmi2)",
+}
 
 
 class TrainJob(submitit.helpers.Checkpointable):
@@ -70,164 +97,537 @@ class TrainJob(submitit.helpers.Checkpointable):
         )
 
 
-def minutes(hhmmss: str) -> int:
-    """Slurm's [D-]HH:MM:SS (or MM) as whole minutes."""
-    try:
-        days, _, rest = hhmmss.rpartition("-")
-        parts = [int(p) for p in rest.split(":")]
-    except ValueError:
-        raise UserError(f"--time {hhmmss!r} is not [D-]HH:MM:SS") from None
-    while len(parts) < 3:
-        parts = [0, *parts] if len(parts) == 2 else [0, parts[0], 0]
-    h, m, s = parts
-    return (int(days or 0) * 24 + h) * 60 + m + (1 if s else 0)
-
-
-def make_executor(slurm: SlurmConfig, folder: Path, cluster: str | None) -> submitit.AutoExecutor:
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    tasks = max(slurm.gpus, 1)
-    params: dict[str, Any] = {
-        "name": slurm.job_name,
-        "nodes": slurm.nodes,
-        "tasks_per_node": tasks,
-        "cpus_per_task": slurm.cpus_per_task,
-        "timeout_min": minutes(slurm.time),
-        "slurm_signal_delay_s": SIGNAL_DELAY_S,
-    }
-    if slurm.gpus:
-        params["gpus_per_node"] = slurm.gpus
-    for key in ("partition", "account", "qos", "mem", "constraint"):
-        if getattr(slurm, key):
-            params[f"slurm_{key}"] = getattr(slurm, key)
-    executor.update_parameters(**params)
-    return executor
-
-
-def sbatch_script(executor: submitit.AutoExecutor) -> str:
-    """The script submitit would hand to sbatch (for --dry-run)."""
-    inner = executor._executor  # submitit keeps the Slurm executor behind AutoExecutor
-    return inner._make_submission_file_text(inner._submitit_command_str, "DRY-RUN")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpc_rnn.submit", description=__doc__.split("\n")[0]
-    )
-    config.add_arguments(parser, SlurmConfig)
-    parser.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
-    parser.add_argument("--local", action="store_true", help="run the tasks here, without Slurm")
-    parser.add_argument("--pipeline", action="store_true", help="preprocess -> train -> generate")
-    parser.add_argument("--corpus", help="recipe text for --pipeline's preprocess step")
-    parser.add_argument("--wait", action="store_true", help="wait for the job and print its result")
-    args, train_args = parser.parse_known_args(argv)
-
-    def body() -> int:
-        from hpc_rnn.train import parse_config
-
-        slurm = config.from_args(SlurmConfig, args)
-        cfg = parse_config(train_args)
-        run = Path(cfg.run)
-        folder = run / "submitit"
-        cluster = "local" if args.local else ("slurm" if args.dry_run else None)
-        executor = make_executor(slurm, folder, cluster)
-        if args.dry_run:
-            print(sbatch_script(executor))
-            return 0
-        if args.pipeline:
-            jobs = submit_pipeline(executor, slurm, cfg, args.corpus, folder, cluster)
-        else:
-            jobs = [("train", executor.submit(TrainJob(cfg)))]
-        for name, job in jobs:
-            print(
-                f"{name}: job {job.job_id}, logs {job.paths.stdout} and {job.paths.stderr}",
-                flush=True,
-            )
-        if args.wait:
-            for name, job in jobs:
-                print(f"{name}: {job.results()[0]}", flush=True)
-        return 0
-
-    return run_main(body)
-
-
-def submit_pipeline(
-    executor: submitit.AutoExecutor,
-    slurm: SlurmConfig,
-    cfg: config.TrainConfig,
-    corpus: str | None,
-    folder: Path,
-    cluster: str | None,
-) -> list[tuple[str, submitit.Job]]:
-    """Preprocess (MPI ranks) -> train -> generate, each starting when the one before succeeded.
-
-    On Slurm the order is kept by `--dependency=afterok`; locally each step waits for the last.
-    """
-    if not corpus:
-        raise UserError("--pipeline needs --corpus, the recipe text to preprocess")
-    from hpc_rnn import generate, preprocess
-
-    prep = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    prep.update_parameters(
-        name="hpc_rnn_preprocess",
-        nodes=1,
-        tasks_per_node=slurm.preprocess_ranks,
-        cpus_per_task=1,
-        timeout_min=60,
-        slurm_srun_args=["--mpi=pmi2"],
-    )
-    gen = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    gen.update_parameters(
-        name="hpc_rnn_generate",
-        nodes=1,
-        tasks_per_node=1,
-        timeout_min=30,
-        cpus_per_task=slurm.cpus_per_task,
-        **({"gpus_per_node": 1} if slurm.gpus else {}),
-    )
-    steps: list[tuple[str, submitit.AutoExecutor, Any, tuple[Any, ...]]] = [
-        (
-            "preprocess",
-            prep,
-            run_command,
-            (preprocess.main, [corpus, "--out", cfg.data, "--overwrite"]),
-        ),
-        ("train", executor, TrainJob(cfg), ()),
-        (
-            "generate",
-            gen,
-            run_command,
-            (
-                generate.main,
-                [
-                    "--checkpoint",
-                    cfg.run,
-                    "--n",
-                    "20",
-                    "--out",
-                    str(Path(cfg.run) / "recipes"),
-                    "--overwrite",
-                ],
-            ),
-        ),
-    ]
-    jobs: list[tuple[str, submitit.Job]] = []
-    for name, step_executor, fn, fn_args in steps:
-        if jobs and cluster == "local":
-            jobs[-1][1].results()
-        elif jobs:
-            step_executor.update_parameters(
-                slurm_additional_parameters={"dependency": f"afterok:{jobs[-1][1].job_id}"}
-            )
-        jobs.append((name, step_executor.submit(fn, *fn_args)))
-    return jobs
-
-
 def run_command(main_fn: Any, argv: list[str]) -> int:
     """Run a command's main() as a job step; a non-zero exit fails the job (and its dependents)."""
     rc = main_fn(argv)
     if rc != 0:
         raise RuntimeError(f"{main_fn.__module__} {' '.join(argv)} exited with {rc}")
     return rc
+
+
+_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", re.ASCII)
+
+
+def minutes(spec: str) -> int:
+    """A Slurm time limit as whole minutes (seconds round up), by sbatch's rules: M, M:S, H:M:S,
+    D-H, D-H:M, D-H:M:S."""
+    match = _TIME.fullmatch(spec)
+    if not match:
+        raise UserError(
+            f"--time {spec!r} is not a Slurm time: use M, M:S, H:M:S, D-H, D-H:M or D-H:M:S"
+        )
+    days, *clock = match.groups()
+    parts = [int(p) for p in clock if p is not None]
+    if days is not None:  # after "D-" the fields are H, H:M or H:M:S
+        h, m, s = [*parts, 0, 0][:3]
+        total_s = ((int(days) * 24 + h) * 60 + m) * 60 + s
+    elif len(parts) == 3:
+        h, m, s = parts
+        total_s = (h * 60 + m) * 60 + s
+    else:  # M or M:S
+        m, s = [*parts, 0][:2]
+        total_s = m * 60 + s
+    if total_s == 0:
+        raise UserError(f"--time {spec!r} is zero: give the job a time limit")
+    return -(-total_s // 60)
+
+
+# ---------------------------------------------------------------------------------------------
+# The jobs: what runs, and the sbatch options of each
+
+
+@dataclass
+class Job:
+    """One job of a submission: its step name, what submitit calls, and the keyword parameters
+    of submitit.SlurmExecutor.update_parameters (sbatch's options, in submitit's names)."""
+
+    step: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    params: dict[str, Any]
+    equivalent: list[str]  # the command line the job's work amounts to, for --local --dry-run
+    tasks_option: str  # the flag that sets the tasks per node, named when they do not fit
+    after: str = ""  # the step that must succeed first (sbatch --dependency=afterok)
+    local_tasks: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.local_tasks = self.params["ntasks_per_node"]
+
+
+def plan(
+    slurm: SlurmConfig,
+    cfg: config.TrainConfig,
+    train_argv: list[str],
+    pipeline: bool,
+    corpus: str | None,
+) -> list[Job]:
+    """The jobs to submit, in order: training alone, or preprocess -> train -> generate."""
+    where = {k: getattr(slurm, k) for k in ("partition", "account", "qos") if getattr(slurm, k)}
+    train_params: dict[str, Any] = {
+        "job_name": slurm.job_name,
+        "nodes": slurm.nodes,
+        "ntasks_per_node": max(slurm.gpus, 1),
+        "cpus_per_task": slurm.cpus_per_task,
+        "time": minutes(slurm.time),
+        "signal_delay_s": SIGNAL_DELAY_S,
+        **where,
+        **({"gpus_per_node": slurm.gpus} if slurm.gpus else {}),
+        **{k: getattr(slurm, k) for k in ("mem", "constraint") if getattr(slurm, k)},
+    }
+    train = Job(
+        "train",
+        TrainJob(cfg),
+        (),
+        train_params,
+        ["python", "-m", "hpc_rnn.train", *train_argv],
+        "--gpus",
+    )
+    if not pipeline:
+        return [train]
+    if not corpus:
+        raise UserError("--pipeline needs --corpus, the recipe text to preprocess")
+    from hpc_rnn import generate, preprocess
+
+    prep_argv = [corpus, "--out", cfg.data, "--overwrite"]
+    prep = Job(
+        "preprocess",
+        run_command,
+        (preprocess.main, prep_argv),
+        {
+            "job_name": "hpc_rnn_preprocess",
+            "nodes": 1,
+            "ntasks_per_node": slurm.preprocess_ranks,
+            "cpus_per_task": 1,
+            "time": 60,
+            "srun_args": ["--mpi=pmi2"],
+            **where,
+        },
+        ["python", "-m", "hpc_rnn.preprocess", *prep_argv],
+        "--preprocess-ranks",
+    )
+    # Locally there is no srun to make the ranks one MPI world: one process does it all.
+    prep.local_tasks = 1
+    gen_argv = ["--checkpoint", cfg.run, "--n", "20", "--out", str(Path(cfg.run) / "recipes")]
+    gen_argv.append("--overwrite")
+    gen = Job(
+        "generate",
+        run_command,
+        (generate.main, gen_argv),
+        {
+            "job_name": "hpc_rnn_generate",
+            "nodes": 1,
+            "ntasks_per_node": 1,
+            "cpus_per_task": slurm.cpus_per_task,
+            "time": 30,
+            **where,
+            **({"gpus_per_node": 1} if slurm.gpus else {}),
+        },
+        ["python", "-m", "hpc_rnn.generate", *gen_argv],
+        "--gpus",
+    )
+    train.after, gen.after = "preprocess", "train"
+    return [prep, train, gen]
+
+
+def dependency_placeholder(step: str) -> str:
+    """What --dry-run shows where the job id of an earlier step will be."""
+    return f"{step.upper()}_JOB_ID"
+
+
+# ---------------------------------------------------------------------------------------------
+# The sbatch text. submitit (1.5) renders it only inside SlurmExecutor's private methods, and
+# SlurmExecutor refuses to exist where `srun` is not on PATH, so a dry run on a laptop cannot ask
+# it. This renders the same text from the same parameters, once, for --dry-run and for the
+# sbatch --test-only check; tests/test_slurm_jobs.py compares it with the file submitit itself
+# wrote for a real job (RUN/submitit/<id>_submission.sh), and the golden tests pin it.
+
+
+def sbatch_text(params: dict[str, Any], folder: Path) -> str:
+    """The script submitit.SlurmExecutor(folder) with `params` hands to sbatch."""
+    p = dict(params)
+    srun_args = p.pop("srun_args", [])
+    signal_delay_s = p.pop("signal_delay_s", 90)  # submitit's default
+    stdout, stderr = folder / "%j_%t_log.out", folder / "%j_%t_log.err"
+    options = {
+        "wckey": "submitit",  # submitit's default
+        **p,
+        "signal": f"USR2@{signal_delay_s}",
+        "output": str(stdout).replace("%t", "0"),
+        "error": str(stderr).replace("%t", "0"),
+        "open-mode": "append",
+    }
+    srun = ["srun", "--unbuffered", "--output", str(stdout), "--error", str(stderr), *srun_args]
+    python = shlex.quote(sys.executable)
+    command = f"{python} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+    lines = ["#!/bin/bash", "", "# Parameters"]
+    for key in sorted(options):
+        lines.append(f"#SBATCH --{key.replace('_', '-')}={shlex.quote(str(options[key]))}")
+    lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm"]
+    lines += [f"{shlex.join(srun)} {command}", ""]
+    return "\n".join(lines)
+
+
+def dry_run_text(jobs: list[Job], folder: Path, local: bool) -> str:
+    """What --dry-run prints: one job's script as it is, or each job under a header line."""
+    if local:
+        return "\n".join(local_commands(job, folder) for job in jobs)
+    if len(jobs) == 1:
+        return sbatch_text(jobs[0].params, folder)
+    out = []
+    for i, job in enumerate(jobs, 1):
+        params = dict(job.params)
+        after = ""
+        if job.after:
+            params["dependency"] = f"afterok:{dependency_placeholder(job.after)}"
+            after = f", starts after {job.after} succeeded"
+        out.append(f"# ===== job {i} of {len(jobs)}: {job.step}{after} =====\n")
+        out.append(sbatch_text(params, folder))
+    return "\n".join(out)
+
+
+def local_commands(job: Job, folder: Path) -> str:
+    """The processes submitit's LocalExecutor would start for `job`, one line per task."""
+    gpus = ",".join(str(g) for g in range(job.params.get("gpus_per_node", 0)))
+    head = [
+        f"# {job.step}: {job.local_tasks} task(s) on this machine (submitit LocalExecutor),"
+        f" logs in {folder}",
+        f"# each task does the work of: {shlex.join(job.equivalent)}",
+    ]
+    tasks = [
+        f"SUBMITIT_EXECUTOR=local SUBMITIT_LOCAL_NTASKS={job.local_tasks}"
+        f" SUBMITIT_LOCAL_LOCALID={k} SUBMITIT_LOCAL_GLOBALID={k} CUDA_VISIBLE_DEVICES={gpus}"
+        f" {shlex.quote(sys.executable)} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+        for k in range(job.local_tasks)
+    ]
+    return "\n".join(head + tasks) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the jobs can run
+
+
+def require_slurm() -> None:
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if missing:
+        raise UserError(
+            f"{' and '.join(missing)} not found on PATH, so this machine cannot submit Slurm jobs:"
+            " run this on the cluster's login node, add --local to run it here on one node,"
+            " or --dry-run to print the job script"
+        )
+
+
+def check_local(slurm: SlurmConfig) -> None:
+    if slurm.nodes != 1:
+        raise UserError(f"--local runs on this machine only: --nodes {slurm.nodes} needs Slurm")
+    if slurm.gpus:
+        import torch
+
+        have = torch.cuda.device_count()
+        if slurm.gpus > have:
+            raise UserError(
+                f"--local --gpus {slurm.gpus}: this machine has {have} GPU(s) that torch can use;"
+                + (f" use --gpus {have} or fewer" if have else " use --gpus 0 (one CPU task)")
+            )
+
+
+def slurm_cmd(*cmd: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, timeout=SLURM_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"{cmd[0]} did not answer within {SLURM_TIMEOUT_S} s: is the cluster up?"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking Slurm whether a job can ever start
+
+# Slurm's refusals (slurm_strerror) and the flag of this command that changes what they are about.
+_REASON_OPTION = {
+    "invalid partition": "--partition",
+    "invalid account": "--account",
+    "invalid qos": "--qos",
+    "invalid feature": "--constraint",
+    "time limit": "--time",
+    "generic resource": "--gpus",
+    "memory": "--mem",
+    "node count": "--nodes",
+}
+
+
+def check_job(job: Job, folder: Path) -> None:
+    """Refuse `job` (UserError) if Slurm says it can never start, before anything is queued.
+
+    `sbatch --test-only` runs Slurm's own admission and scheduling test on the exact script. It
+    passes a time over the partition's MaxTime (unless EnforcePartLimits is set, such a job is
+    queued and pends forever with reason PartitionTimeLimit), so that limit is compared here.
+    """
+    script = sbatch_text(job.params, folder)  # no --dependency: the earlier jobs do not exist
+    proc = slurm_cmd("sbatch", "--test-only", stdin=script)
+    said = [
+        re.sub(r"^(sbatch: error: |sbatch: |allocation failure: )", "", line).strip()
+        for line in proc.stderr.splitlines()
+        if line.strip()
+    ]
+    if proc.returncode != 0:
+        reason = "; ".join(dict.fromkeys(said)) or f"sbatch --test-only exited {proc.returncode}"
+        option = next((o for k, o in _REASON_OPTION.items() if k in reason.lower()), "")
+        hint = f"change {option}" if option else node_fit_hint(job)
+        raise UserError(
+            f"Slurm would never start the {job.step} job: {reason}; {hint}"
+            " (--no-check submits it anyway)"
+        )
+    found = re.search(r" in partition (\S+)", " ".join(said))
+    if not found:
+        return  # a Slurm that words its answer otherwise: its own test passed
+    partition = found.group(1)
+    shown = slurm_cmd("scontrol", "show", "partition", "-o", partition).stdout
+    limit = re.search(r"\bMaxTime=(\S+)", shown)
+    if not limit or limit.group(1).upper() in {"UNLIMITED", "INFINITE"}:
+        return
+    if job.params["time"] > minutes(limit.group(1)):
+        raise UserError(
+            f"Slurm would never start the {job.step} job: its time limit of"
+            f" {job.params['time']} min is over partition {partition}'s MaxTime {limit.group(1)}"
+            " (it would pend with reason PartitionTimeLimit); lower --time"
+            " (--no-check submits it anyway)"
+        )
+
+
+def node_fit_hint(job: Job) -> str:
+    """Which of the job's asks no node of its partition meets, and the flag that sets it."""
+    part = job.params.get("partition", "")
+    rows = slurm_cmd("sinfo", "-h", "-N", "-o", "%P|%n|%c|%m|%G").stdout.split()
+    nodes = []
+    for row in rows:
+        name, host, cpus, mem, gres = (row.split("|") + [""] * 5)[:5]
+        if (part and name.rstrip("*") == part) or (not part and name.endswith("*")):
+            gpus = sum(int(n) for n in re.findall(r"gpu(?::[^:,(]+)?:(\d+)", gres))
+            nodes.append((host, int(cpus or 0), int(mem.rstrip("+") or 0), gpus))
+    where = f"partition {part}" if part else "the default partition"
+    if not nodes:
+        return f"{where} has no nodes that sinfo lists; change --partition"
+    p = job.params
+    tasks = p["ntasks_per_node"]
+    asks = []
+    if p["nodes"] > len({n[0] for n in nodes}):
+        asks.append(f"{p['nodes']} nodes, {where} has {len({n[0] for n in nodes})}: lower --nodes")
+    cpus = tasks * p.get("cpus_per_task", 1)
+    if cpus > max(n[1] for n in nodes):
+        asks.append(
+            f"{cpus} CPUs per node ({tasks} task(s) x {p.get('cpus_per_task', 1)}), the largest"
+            f" node of {where} has {max(n[1] for n in nodes)}: lower --cpus-per-task"
+            + (f" or {job.tasks_option}" if tasks > 1 else "")
+        )
+    if p.get("gpus_per_node", 0) > max(n[3] for n in nodes):
+        asks.append(
+            f"{p['gpus_per_node']} GPUs per node, the most of {where} is"
+            f" {max(n[3] for n in nodes)}: lower --gpus"
+        )
+    mem = re.fullmatch(r"(\d+)([KMGT]?)B?", str(p.get("mem", "")).upper())
+    if mem:
+        mb = int(mem.group(1)) * {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1 << 20}[mem[2]]
+        if mb > max(n[2] for n in nodes):
+            asks.append(f"--mem {p['mem']}, the largest node has {max(n[2] for n in nodes)} MB")
+    if asks:
+        return "the job asks " + "; ".join(asks)
+    return "change --nodes, --gpus, --cpus-per-task, --mem or --constraint"
+
+
+# ---------------------------------------------------------------------------------------------
+# Submitting, running locally, waiting
+
+# What submitit raises when sbatch, a job or its result fails: turned into one line for the user.
+SUBMITIT_ERRORS = (
+    submitit.core.utils.FailedSubmissionError,
+    submitit.core.utils.FailedJobError,
+    submitit.core.utils.UncompletedJobError,
+    subprocess.CalledProcessError,
+    OSError,
+    RuntimeError,
+    ValueError,
+)
+
+
+def last_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def submit_jobs(jobs: list[Job], folder: Path, local: bool) -> list[tuple[str, submitit.Job]]:
+    """Submit every job (locally: run each after the one before has ended)."""
+    done: dict[str, submitit.Job] = {}
+    out: list[tuple[str, submitit.Job]] = []
+    for job in jobs:
+        executor: submitit.Executor
+        try:
+            if local:
+                if job.after:
+                    result_of(job.after, done[job.after])
+                executor = submitit.LocalExecutor(folder=folder)
+                executor.update_parameters(
+                    timeout_min=job.params["time"],
+                    tasks_per_node=job.local_tasks,
+                    gpus_per_node=job.params.get("gpus_per_node", 0),
+                    signal_delay_s=job.params.get("signal_delay_s", 90),
+                )
+            else:
+                executor = submitit.SlurmExecutor(folder=folder)
+                params = dict(job.params)
+                if job.after:
+                    params["dependency"] = f"afterok:{done[job.after].job_id}"
+                executor.update_parameters(**params)
+            handle = executor.submit(job.fn, *job.args)
+        except SUBMITIT_ERRORS as exc:
+            queued = " ".join(j.job_id for _, j in out) if not local else ""
+            also = f" (already queued: {queued}; scancel them if they should not run)"
+            raise UserError(
+                f"could not submit the {job.step} job: {last_line(exc)}{also if queued else ''}"
+            ) from None
+        done[job.step] = handle
+        out.append((job.step, handle))
+    return out
+
+
+def result_of(step: str, job: submitit.Job) -> Any:
+    """The job's result once it has ended; a failed job becomes one line naming its log."""
+    try:
+        return job.results()[0]
+    except SUBMITIT_ERRORS as exc:
+        raise UserError(
+            f"{step}: job {job.job_id} failed: {last_line(exc)} (log: {job.paths.stderr})"
+        ) from None
+
+
+def queue_state(job_id: str) -> str:
+    """The job's state in squeue, with Slurm's reason while it pends: "PENDING (Resources)"."""
+    proc = slurm_cmd("squeue", "-h", "-j", job_id, "-o", "%T|%r")
+    state, _, reason = proc.stdout.strip().partition("|")
+    if not state:
+        return "not in squeue any more (finishing)"
+    return f"{state} ({reason})" if state == "PENDING" else state
+
+
+def wait_for(jobs: list[tuple[str, submitit.Job]], report_every_s: float, local: bool) -> None:
+    """Print each job's result in order; while a Slurm job has not ended, print its queue state
+    every `report_every_s`, so that a long wait is never silent."""
+    for step, job in jobs:
+        next_report = time.monotonic() + report_every_s
+        while not local and not job.done():
+            if time.monotonic() >= next_report:
+                stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+                print(f"{stamp} {step}: job {job.job_id} {queue_state(job.job_id)}", flush=True)
+                next_report += report_every_s
+            time.sleep(min(1.0, report_every_s))
+        print(f"{step}: {result_of(step, job)}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after every flag; the description's layout kept."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m hpc_rnn.submit",
+        description=__doc__,
+        formatter_class=_HelpFormatter,
+        # An abbreviation of a training flag must reach hpc_rnn.train, not match one of these.
+        allow_abbrev=False,
+    )
+    defaults = SlurmConfig()
+    for f in fields(SlurmConfig):
+        default = getattr(defaults, f.name)
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(default),
+            default=default,
+            help=SLURM_HELP[f.name],
+        )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be submitted and stop: the exact sbatch script (with --pipeline"
+        " every job and its --dependency), or with --local the command line of every task;"
+        " needs no Slurm, asks it nothing and writes nothing",
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="run the job(s) on this machine through submitit's local executor instead of"
+        " Slurm: one node, one task per GPU (no more than this machine has), or one CPU task",
+    )
+    parser.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="before submitting, ask Slurm whether each job can ever start (sbatch --test-only"
+        " on the exact script, and the partition's MaxTime); one that cannot is refused with"
+        " Slurm's reason and the flag to change. --no-check submits without asking",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the jobs to end and print their results; meanwhile print each queued"
+        " job's state and Slurm's pending reason (squeue) every --report-every seconds",
+    )
+    parser.add_argument(
+        "--report-every",
+        type=float,
+        default=REPORT_EVERY_S,
+        metavar="SECONDS",
+        help="with --wait: seconds between two state lines of a job that has not ended",
+    )
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="submit preprocess -> train -> generate, each starting when the one before"
+        " succeeded (sbatch --dependency=afterok)",
+    )
+    parser.add_argument(
+        "--corpus", default="", help="the recipe text for --pipeline's preprocess job"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, train_argv = build_parser().parse_known_args(argv)
+
+    def body() -> int:
+        from hpc_rnn.train import parse_config
+
+        if args.report_every <= 0:
+            raise UserError(f"--report-every {args.report_every} must be more than 0 seconds")
+        slurm = config.from_args(SlurmConfig, args)
+        cfg = parse_config(train_argv)
+        jobs = plan(slurm, cfg, train_argv, args.pipeline, args.corpus)
+        # submitit keeps absolute paths in the script; so does the dry run.
+        folder = Path(cfg.run).expanduser().absolute() / "submitit"
+        if args.local:
+            check_local(slurm)
+        if args.dry_run:
+            print(dry_run_text(jobs, folder, args.local), end="")
+            return 0
+        if not args.local:
+            require_slurm()
+            if args.check:
+                for job in jobs:
+                    check_job(job, folder)
+        handles = submit_jobs(jobs, folder, args.local)
+        for name, job in handles:
+            print(
+                f"{name}: job {job.job_id}, logs {job.paths.stdout} and {job.paths.stderr}",
+                flush=True,
+            )
+        if args.wait:
+            wait_for(handles, args.report_every, args.local)
+        return 0
+
+    return run_main(body)
 
 
 if __name__ == "__main__":
