@@ -7,7 +7,10 @@ that preprocessing needs neither torch nor, when run alone, an MPI library.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from hpc_rnn.cli import UserError
@@ -73,16 +76,66 @@ def mpi_world() -> Any:
     return comm
 
 
-def agree(comm: Any, fn: Callable[[], T]) -> T:
-    """Run `fn` on every rank; if it raises a UserError on any rank, raise it on all of them.
+class RanksFailed(UserError):
+    """A step failed on some rank of several; every rank raises this, so none is left waiting."""
 
-    Without this a mistake seen by one rank leaves the others waiting in the next collective.
+
+def agree(comm: Any, fn: Callable[[], T]) -> T:
+    """Run `fn` on every rank; if it raises on any rank, raise on all of them.
+
+    Without this an exception on one rank leaves the others waiting in the next collective for
+    ever. Alone, `fn`'s exception is raised as it is. Among several ranks every rank raises
+    `RanksFailed` with the first failing rank's message: a UserError's own message, or, for
+    anything else (a bug), the exception's type and text, its traceback printed by the rank
+    that saw it.
     """
     try:
-        result, message = fn(), None
-    except UserError as exc:
-        result, message = None, str(exc)
-    messages = [m for m in comm.allgather(message) if m is not None]
-    if messages:
-        raise UserError(messages[0])
+        result, failure = fn(), None
+    except Exception as exc:
+        result, failure = None, exc
+    if comm.size == 1:
+        if failure is not None:
+            raise failure
+        return result  # type: ignore[return-value]
+    report = None
+    if failure is not None:
+        report = str(failure)
+        if not isinstance(failure, UserError):
+            traceback.print_exception(failure, file=sys.stderr)
+            report = f"rank {comm.rank} of {comm.size} failed: {_describe(failure)}"
+    reports = [r for r in comm.allgather(report) if r is not None]
+    if reports:
+        raise RanksFailed(reports[0]) from failure
     return result  # type: ignore[return-value]
+
+
+@contextmanager
+def stop_all_on_error(comm: Any) -> Iterator[None]:
+    """End every rank (MPI_Abort) when an exception escapes `agree` on one rank of several.
+
+    `agree` covers the work between collectives; this is for what it cannot catch (Ctrl-C or
+    another signal turned exception on one rank, a failure inside a collective), which would
+    otherwise leave the other ranks waiting for ever. Under Slurm, `srun --kill-on-bad-exit=1`
+    does the same for a rank that dies outright.
+    """
+    try:
+        yield
+    except RanksFailed:
+        raise
+    except BaseException as exc:
+        if comm.size == 1:
+            raise
+        if not isinstance(exc, (UserError, KeyboardInterrupt)):
+            traceback.print_exception(exc, file=sys.stderr)
+        print(
+            f"error: rank {comm.rank} of {comm.size}: {_describe(exc)}; stopping every rank",
+            file=sys.stderr,
+            flush=True,
+        )
+        comm.Abort(1)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

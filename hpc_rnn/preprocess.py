@@ -5,37 +5,63 @@
     srun --mpi=pmi2 python -m hpc_rnn.preprocess CORPUS --out DIR
 
 Each rank reads a byte range of the corpus that starts at a recipe boundary, in two streaming
-passes (count words; encode and write), so memory is one shard plus the word counts whatever
-the corpus size. Word counts are summed across ranks before the vocabulary is built; recipe
-numbers are global, so the validation split and every (window, target) pair are the same for
-any number of ranks.
+passes (count words; encode and write). Word counts are summed across ranks before the
+vocabulary is built; recipe numbers are global, so the validation split and every (window,
+target) pair are the same for any number of ranks.
+
+Memory, per rank: O(shard_tokens + MAX_PIECE_BYTES + distinct words), whatever the size of the
+corpus, of its largest recipe or of its longest line. A recipe is read in pieces of at most
+text.MAX_PIECE_BYTES (1 MiB, cut at whitespace) and a piece's tokens are encoded straight into
+a NumPy array, so one piece costs about 10 bytes of RSS per byte of text (its bytes, its
+decoded and lowered copies, its token ids); the writer buffers at most 2 x shard_tokens token
+ids (16 MB at the default 4 Mi tokens); the word counts cost ~100 bytes per distinct word, on
+rank 0 once per rank while they are summed. The demo corpus peaks at ~100 MB RSS (the
+interpreter, NumPy and h5py), and a corpus holding one 8 MB recipe on one line within ~25 MB of
+that (tested).
+
+Output: the new directory is assembled under a hidden sibling name and renamed into place. An
+earlier output replaced with --overwrite is moved aside and then only the files its manifest
+proves to be this command's (manifest.json, vocab.json and the shards it lists) are deleted;
+a directory holding anything else is refused, never cleaned.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from hpc_rnn import atomic, config, shards, text
-from hpc_rnn.cli import UserError, run_main
-from hpc_rnn.mpi import agree, mpi_world
-from hpc_rnn.vocab import Vocab, build_vocab
+from hpc_rnn.cli import EXIT_USER_ERROR, UserError, run_main
+from hpc_rnn.mpi import RanksFailed, agree, mpi_world, stop_all_on_error
+from hpc_rnn.vocab import VOCAB_FILE, Vocab, build_vocab
 
-_ENCODINGS = ("utf-8", "cp1252", "latin-1")  # from strictest to most permissive
+T = TypeVar("T")
+
+
+class OutputError(UserError):
+    """--out cannot be written or replaced safely; the message says why and what to do."""
+
+
+class IOFailure(UserError):
+    """The operating system refused a read or a write (full disk, permissions, I/O error)."""
 
 
 @dataclass(frozen=True)
 class Summary:
     recipes: int
+    val_recipes: int
     words: int
     vocab_size: int
     windows: dict[str, int]
@@ -43,7 +69,7 @@ class Summary:
     megabytes: float
     seconds: float
     ranks: int
-    encoding_note: str
+    decoded: dict[str, int]  # recipes read with each of text.DECODINGS
 
     def line(self) -> str:
         return (
@@ -52,6 +78,25 @@ class Summary:
             f"{self.megabytes:.1f} MB in {self.seconds:.1f} s ({self.megabytes / self.seconds:.1f} MB/s) "
             f"on {self.ranks} rank{'s' if self.ranks > 1 else ''}"
         )
+
+    def warnings(self, cfg: config.PreprocessConfig) -> list[str]:
+        found = []
+        legacy = {name: n for name, n in self.decoded.items() if name != "utf-8" and n}
+        if legacy:
+            how = ", ".join(f"{name} ({n})" for name, n in legacy.items())
+            found.append(
+                f"{cfg.corpus}: {sum(legacy.values())} of {self.recipes} recipes are not valid "
+                f"UTF-8 and were read as {how} instead (each recipe decided on its own): check "
+                "their accented letters in vocab.json"
+            )
+        if self.windows["val"] == 0:
+            found.append(
+                f"the validation split is empty ({self.val_recipes} of {self.recipes} recipes "
+                f"held out with --val-fraction {cfg.val_fraction}, {self.windows['val']} "
+                "windows): training will report no validation loss and cannot keep a best "
+                "checkpoint; give more recipes or a larger --val-fraction"
+            )
+        return found
 
 
 def is_val_recipe(index: int, val_fraction: float) -> bool:
@@ -75,24 +120,70 @@ def check_inputs(cfg: config.PreprocessConfig) -> None:
         raise UserError(f"corpus {path} is empty: give a file with recipes in it")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} is a file, not a directory: choose another --out")
+        raise OutputError(f"output {out} is a file, not a directory: choose another --out")
     if out.exists() and any(out.iterdir()):
-        # --overwrite replaces an earlier output of this command, never a directory of other files.
         if not (out / shards.MANIFEST_FILE).exists():
-            raise UserError(
-                f"output directory {out} is not empty and holds no earlier preprocessing output: "
-                "choose another --out"
+            raise OutputError(
+                f"output directory {out} is not empty and holds no earlier preprocessing output "
+                f"({_listing(sorted(p.name for p in out.iterdir()))}): choose another --out"
             )
         if not cfg.overwrite:
-            raise UserError(
+            raise OutputError(
                 f"output directory {out} already holds shards: choose another --out, or pass --overwrite"
             )
+        _earlier_output(out)
+
+
+def _earlier_output(out: Path) -> list[str]:
+    """The names in `out` that its manifest proves to be this command's, when it holds nothing
+    else; otherwise an OutputError, since --overwrite must delete only files it wrote."""
+    if not any(out.iterdir()):
+        return []
+    try:
+        doc = shards.read_manifest(out)
+    except shards.DataFormatError as exc:
+        raise OutputError(
+            f"cannot tell this command's files in {out} from others, since its manifest is "
+            f"unreadable ({exc}): delete the directory yourself, or choose another --out"
+        ) from None
+    ours = {shards.MANIFEST_FILE, VOCAB_FILE, *(s["file"] for s in doc["shards"])}
+    entries = sorted(p.name for p in out.iterdir())
+    foreign = [name for name in entries if name not in ours or (out / name).is_dir()]
+    if foreign:
+        raise OutputError(
+            f"output directory {out} holds files this command did not write "
+            f"({_listing(foreign)}), which --overwrite would not delete: move them out of {out}, "
+            "or choose another --out"
+        )
+    return entries
+
+
+def _listing(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _step(comm: Any, doing: str, fn: Callable[[], T]) -> T:
+    """`agree` on `fn`, an OSError of it (full disk, permissions, I/O) told as what to do."""
+
+    def run() -> T:
+        try:
+            return fn()
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise IOFailure(
+                f"{doing} failed: {exc.strerror or exc}{where}: free space or fix the path, "
+                "then run again; earlier output is unchanged"
+            ) from exc
+
+    return agree(comm, run)
 
 
 def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None:
     """Run preprocessing on this rank of `comm` (one process when None).
 
-    Every rank takes part; rank 0 returns the summary, the others None.
+    Every rank takes part; rank 0 returns the summary, the others None. A failure on any rank
+    raises on every rank (see mpi.agree), after which no staging directory is left.
     """
     comm = comm if comm is not None else mpi_world()
     rank, size = comm.rank, comm.size
@@ -102,43 +193,56 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
     nbytes = corpus.stat().st_size
 
     # Each rank's byte range starts at the first recipe at or after its share of the file.
-    start = text.recipe_boundary_at_or_after(corpus, nbytes * rank // size)
+    start = _step(
+        comm,
+        f"reading {corpus}",
+        lambda: text.recipe_boundary_at_or_after(corpus, nbytes * rank // size),
+    )
     starts = comm.allgather(start)
     end = starts[rank + 1] if rank + 1 < size else nbytes
     end = max(start, end)
-    found = agree(comm, lambda: text.sniff_encoding(corpus, start, end))
-    encoding = max(comm.allgather(found.name), key=_ENCODINGS.index)
-    note = next((e.note for e in comm.allgather(found) if e.name == encoding), "")
+    _step(comm, f"reading {corpus}", lambda: text.sniff_encoding(corpus, start, end))
 
     # Pass 1: word counts and recipe counts, summed across ranks.
-    counts: Counter[str] = Counter()
-    n_recipes = 0
-    for recipe in _progress(
-        text.iter_recipes(corpus, encoding, start, end), rank, end - start, "count"
-    ):
-        counts.update(text.tokenize(recipe))
-        n_recipes += 1
+    def count() -> tuple[Counter[str], int, Counter[str]]:
+        counts: Counter[str] = Counter()
+        recipes = 0
+        decoded: Counter[str] = Counter()
+        for first, raw in _progress(text.iter_recipe_pieces(corpus, start, end), rank, "count"):
+            piece, codec = text.decode_recipe(raw)
+            if first:
+                recipes += 1
+                decoded[codec] += 1
+            counts.update(text.iter_tokens(piece))
+        return counts, recipes, decoded
+
+    counts, n_recipes, decoded = _step(comm, f"reading {corpus}", count)
     per_rank = comm.allgather(n_recipes)
     first_recipe = sum(per_rank[:rank])
     gathered = comm.gather(counts, root=0)
-    vocab: Vocab | None = None
-    if rank == 0:
+    decoded_all = comm.gather(decoded, root=0)
+    del counts
+
+    def vocabulary() -> Vocab | None:
+        if rank != 0:
+            return None
         total: Counter[str] = Counter()
         for c in gathered:
             total.update(c)
-        vocab = build_vocab(total, window=cfg.window, min_count=cfg.min_count, unk=cfg.unk)
-    vocab = comm.bcast(vocab, root=0)
+        return build_vocab(total, window=cfg.window, min_count=cfg.min_count, unk=cfg.unk)
+
+    vocab = comm.bcast(agree(comm, vocabulary), root=0)
     n_total = sum(per_rank)
     kept_words = sum(vocab.counts)
     agree(comm, lambda: _check_content(corpus, n_total, kept_words, cfg))
 
     # Pass 2: encode and write, into a staging directory that replaces --out only when complete.
     out = Path(cfg.out).absolute()
-    staging = out.with_name(f".{out.name}.staging-{comm.bcast(uuid.uuid4().hex[:12], root=0)}")
+    token = comm.bcast(uuid.uuid4().hex[:12], root=0)
+    staging = out.with_name(f".{out.name}.staging-{token}")
+    writing = f"writing {out}"
     try:
-        if rank == 0:
-            staging.mkdir(parents=True)
-        comm.barrier()
+        _step(comm, writing, lambda: staging.mkdir(parents=True) if rank == 0 else None)
         writers = {
             split: shards.SplitWriter(
                 staging,
@@ -151,17 +255,31 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
             )
             for split in shards.SPLITS
         }
-        recipes = text.iter_recipes(corpus, encoding, start, end)
-        for i, recipe in enumerate(_progress(recipes, rank, end - start, "write")):
-            split = "val" if is_val_recipe(first_recipe + i, cfg.val_fraction) else "train"
-            writers[split].add(vocab.encode(text.tokenize(recipe)))
+
+        def write() -> None:
+            index = first_recipe - 1
+            pieces = text.iter_recipe_pieces(corpus, start, end)
+            for first, raw in _progress(pieces, rank, "write"):
+                index += first
+                writer = writers["val" if is_val_recipe(index, cfg.val_fraction) else "train"]
+                tokens = text.iter_tokens(text.decode_recipe(raw)[0])
+                writer.add(np.fromiter(vocab.iter_encode(tokens), writer.dtype))
+
+        _step(comm, writing, write)
         written: list[shards.ShardInfo] = []
         for writer in writers.values():
             tails = comm.allgather(writer.tail)
             context = _join_tail(tails[:rank], writer.tail.dtype, cfg.window)
-            written += writer.finish(context)
+            written += _step(comm, writing, lambda w=writer, c=context: w.finish(c))
         all_written = comm.gather(written, root=0)
+        recipe_codecs: dict[str, int] = {}
         if rank == 0:
+            merged: Counter[str] = sum(decoded_all, Counter())
+            recipe_codecs = {name: merged[name] for name in text.DECODINGS}
+
+        def publish() -> list[shards.ShardInfo]:
+            if rank != 0:
+                return []
             ordered = sorted((s for part in all_written for s in part), key=lambda s: s.file)
             vocab.save(staging)
             shards.write_manifest(
@@ -172,17 +290,20 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
                 vocab_hash=vocab.hash,
                 corpus=str(corpus),
                 corpus_bytes=nbytes,
-                encoding=encoding,
+                encoding=max(
+                    (c for c in recipe_codecs if recipe_codecs[c]), key=text.DECODINGS.index
+                ),
+                recipe_encodings=recipe_codecs,
                 recipes=n_total,
                 ranks=size,
                 config=config.to_dict(cfg),
             )
             for p in staging.iterdir():
                 atomic.fsync_file(p)
-            # An empty directory made beforehand (mkdir) holds nothing to keep.
-            empty = out.is_dir() and not any(out.iterdir())
-            atomic.publish_dir(staging, out, overwrite=cfg.overwrite or empty)
-        comm.barrier()
+            _publish(staging, out, token, cfg.overwrite)
+            return ordered
+
+        ordered = _step(comm, writing, publish)
     finally:
         if rank == 0:
             shutil.rmtree(staging, ignore_errors=True)
@@ -191,6 +312,7 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
         return None
     return Summary(
         recipes=n_total,
+        val_recipes=sum(is_val_recipe(i, cfg.val_fraction) for i in range(n_total)),
         words=sum(c.total() for c in gathered),
         vocab_size=vocab.n_words,
         windows={s: sum(x.n_windows for x in ordered if x.split == s) for s in shards.SPLITS},
@@ -198,8 +320,38 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
         megabytes=nbytes / 1e6,
         seconds=time.perf_counter() - started,
         ranks=size,
-        encoding_note=note,
+        decoded=recipe_codecs,
     )
+
+
+def _publish(staging: Path, out: Path, token: str, overwrite: bool) -> None:
+    """Put the finished `staging` at `out`. An earlier output there is renamed aside and then
+    only its own files are deleted: a file that turned up in it meanwhile is kept (aside)."""
+    # Checked again: `out` may have changed since check_inputs, hours ago on a big corpus.
+    ours = _earlier_output(out) if out.is_dir() else []
+    if ours and not overwrite:
+        raise OutputError(f"{out} was filled while this command ran: run again with --overwrite")
+    if not ours:  # no `out`, or an empty one, which a rename replaces
+        os.replace(staging, out)
+        atomic.fsync_dir(out.parent)
+        return
+    aside = out.with_name(f".{out.name}.old-{token}")
+    os.replace(out, aside)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(aside, out)
+        raise
+    atomic.fsync_dir(out.parent)
+    for name in ours:
+        (aside / name).unlink(missing_ok=True)
+    try:
+        aside.rmdir()
+    except OSError:
+        print(
+            f"warning: files that appeared in {out} while this command ran are kept in {aside}",
+            file=sys.stderr,
+        )
 
 
 def _check_content(
@@ -219,15 +371,12 @@ def _check_content(
 
 
 def _join_tail(tails: list, dtype: Any, window: int) -> Any:
-    import numpy as np
-
     joined = np.concatenate([np.zeros(0, dtype), *tails])
     return joined[-window:] if window else joined[:0]
 
 
-def _progress(items: Any, rank: int, total_bytes: int, what: str) -> Any:
+def _progress(items: Any, rank: int, what: str) -> Any:
     # Rank 0's bar stands for all ranks; a bar is only drawn on a terminal.
-    del total_bytes
     return tqdm(items, desc=what, unit=" recipes", disable=rank != 0 or not sys.stderr.isatty())
 
 
@@ -244,10 +393,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         cfg = config.from_args(config.PreprocessConfig, args)
-        summary = preprocess(cfg)
+        comm = mpi_world()
+        try:
+            with stop_all_on_error(comm):
+                summary = preprocess(cfg, comm)
+        except RanksFailed:
+            if comm.rank != 0:  # rank 0 says it, once for all ranks
+                return EXIT_USER_ERROR
+            raise
         if summary is not None:
-            if summary.encoding_note:
-                print(f"note: {cfg.corpus}: {summary.encoding_note}", file=sys.stderr)
+            for warning in summary.warnings(cfg):
+                print(f"warning: {warning}", file=sys.stderr)
             print(summary.line(), flush=True)
         return 0
 

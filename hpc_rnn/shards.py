@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import h5py
@@ -31,6 +32,8 @@ SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val")
 CHUNK_TOKENS = 1 << 16
+# The only names a manifest may list: a shard of this directory, never a path out of it.
+SHARD_NAME = re.compile(r"(?:train|val)-\d{3,}-\d{5,}\.h5")
 
 
 class DataFormatError(UserError):
@@ -91,10 +94,11 @@ class SplitWriter:
         pending = np.concatenate([self._tail, *self._buf]) if self._buf else self._tail
         return pending[-self.window :].copy()
 
-    def add(self, ids: list[int]) -> None:
-        if not ids:
+    def add(self, ids: list[int] | np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=self.dtype)
+        if not len(ids):
             return
-        self._buf.append(np.asarray(ids, dtype=self.dtype))
+        self._buf.append(ids)
         self._buffered += len(ids)
         while self._buffered >= self.shard_tokens:
             stream = np.concatenate(self._buf)
@@ -173,19 +177,42 @@ def write_manifest(directory: Path, shards: list[ShardInfo], **meta: object) -> 
 
 
 def read_manifest(directory: str | os.PathLike) -> dict:
+    """The manifest of a data directory, its schema and every field readers rely on checked."""
     path = Path(directory) / MANIFEST_FILE
     if not path.is_file():
         raise DataFormatError(
             f"{directory} has no {MANIFEST_FILE}: run `python -m hpc_rnn.preprocess CORPUS --out {directory}`"
         )
-    with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
+    again = f"preprocess the corpus again (`python -m hpc_rnn.preprocess CORPUS --out {directory}`)"
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise DataFormatError(f"{path} is truncated or corrupt ({exc}): {again}") from None
+    if not isinstance(doc, dict):
+        raise DataFormatError(f"{path} is not a manifest (no JSON object): {again}")
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise DataFormatError(
             f"{path}: schema version {doc.get('schema_version')}, this code reads {SCHEMA_VERSION}: "
             "preprocess the corpus again"
         )
+    problem = _manifest_problem(doc)
+    if problem:
+        raise DataFormatError(f"{path} is incomplete or corrupt ({problem}): {again}")
     return doc
+
+
+def _manifest_problem(doc: dict) -> str:
+    for key, kind in (("window", int), ("n_words", int), ("vocab_hash", str), ("shards", list)):
+        if not isinstance(doc.get(key), kind):
+            return f"no {kind.__name__} {key!r}"
+    names = [f.name for f in fields(ShardInfo)]
+    for entry in doc["shards"]:
+        if not isinstance(entry, dict) or set(entry) != set(names):
+            return f"a shard entry without the fields {', '.join(names)}"
+        if not SHARD_NAME.fullmatch(str(entry["file"])) or entry["split"] not in SPLITS:
+            return f"a shard entry naming {entry['file']!r} of split {entry['split']!r}"
+    return ""
 
 
 def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True) -> np.ndarray:

@@ -7,14 +7,19 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpc_rnn import atomic
+from hpc_rnn import atomic, shards
 from hpc_rnn.cli import UserError
 
 UNK = "<unk>"
 VOCAB_FILE = "vocab.json"
+
+
+class VocabError(UserError):
+    """vocab.json is missing, unreadable, edited, or not the one its data was written with."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,16 @@ class Vocab:
         """sha256 of the word list in index order: equal hashes mean interchangeable indices."""
         return hashlib.sha256("\x1f".join(self.words).encode("utf-8")).hexdigest()
 
-    def encode(self, tokens: list[str]) -> list[int]:
+    def encode(self, tokens: Iterable[str]) -> list[int]:
         """Indices of `tokens`; rare words are dropped, or mapped to `<unk>` with `unk`."""
+        return list(self.iter_encode(tokens))
+
+    def iter_encode(self, tokens: Iterable[str]) -> Iterator[int]:
+        """`encode` one index at a time."""
         idx = self.index
         if self.unk:
-            return [idx.get(t, 0) for t in tokens]
-        return [idx[t] for t in tokens if t in idx]
+            return (idx.get(t, 0) for t in tokens)
+        return (idx[t] for t in tokens if t in idx)
 
     def decode(self, indices: list[int]) -> list[str]:
         return [self.words[i] for i in indices]
@@ -84,22 +93,41 @@ def build_vocab(counts: Counter[str], *, window: int, min_count: int, unk: bool)
 
 
 def load_vocab(directory: str | os.PathLike) -> Vocab:
-    """Load `vocab.json` from a preprocessed data directory, checking its hash."""
+    """Load `vocab.json` from a preprocessed data directory, checking its hash and, where the
+    directory holds a manifest, that it is the vocabulary the shards were written with."""
     path = Path(directory) / VOCAB_FILE
+    again = f"preprocess the corpus again (`python -m hpc_rnn.preprocess CORPUS --out {directory}`)"
     if not path.is_file():
-        raise UserError(
+        raise VocabError(
             f"{directory} holds no {VOCAB_FILE}: give a directory written by "
             f"`python -m hpc_rnn.preprocess CORPUS --out {directory}`"
         )
-    with open(path, encoding="utf-8") as f:
-        meta = json.load(f)
-    vocab = Vocab(
-        tuple(meta["decoding"]),
-        tuple(meta["counts"]),
-        window=int(meta["sentence_len"]),
-        min_count=int(meta["min_count"]),
-        unk=bool(meta["unk"]),
-    )
-    if vocab.hash != meta["hash"]:
-        raise ValueError(f"{path}: content hash does not match its words (file edited or corrupt)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+        vocab = Vocab(
+            tuple(str(w) for w in meta["decoding"]),
+            tuple(int(c) for c in meta["counts"]),
+            window=int(meta["sentence_len"]),
+            min_count=int(meta["min_count"]),
+            unk=bool(meta["unk"]),
+        )
+        stated = str(meta["hash"])
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise VocabError(f"{path} is truncated or corrupt ({_why(exc)}): {again}") from None
+    if vocab.hash != stated:
+        raise VocabError(f"{path}: its words do not match its content hash (edited?): {again}")
+    if (Path(directory) / shards.MANIFEST_FILE).exists():
+        manifest = shards.read_manifest(directory)
+        if (vocab.hash, vocab.window) != (manifest["vocab_hash"], manifest["window"]):
+            raise VocabError(
+                f"{path} is not the vocabulary the shards in {directory} were written with "
+                f"({vocab.n_words} words, hash {vocab.hash[:12]}, window {vocab.window}; the "
+                f"manifest says {manifest['n_words']} words, hash {manifest['vocab_hash'][:12]}, "
+                f"window {manifest['window']}); was it copied from another preprocess run? {again}"
+            )
     return vocab
+
+
+def _why(exc: Exception) -> str:
+    return f"missing {exc}" if isinstance(exc, KeyError) else str(exc)

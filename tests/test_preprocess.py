@@ -58,15 +58,18 @@ def test_command_writes_vocab_shards_and_manifest(demo_data: Path):
 # Reading
 
 
-def test_cp1252_corpus_is_read_with_a_note(demo_corpus: Path, tmp_path: Path, run_preprocess: Run):
+def test_cp1252_corpus_is_read_with_a_warning(
+    demo_corpus: Path, tmp_path: Path, run_preprocess: Run
+):
     line = b"Bake at 350\xb0F; don\x92t stir.\n"  # cp1252 degree sign and curly apostrophe
     header = b"* Exported from MasterCook *\n"
     corpus = tmp_path / "cp1252.txt"
     corpus.write_bytes(demo_corpus.read_bytes().replace(header, header + line))
     proc = run_preprocess(corpus, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
-    notes = [ln for ln in proc.stderr.splitlines() if ln.startswith("note:")]
-    assert len(notes) == 1 and "cp1252" in notes[0], proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1, proc.stderr
+    assert "200 of 200 recipes" in warnings[0] and "cp1252 (200)" in warnings[0]
     assert "Traceback" not in proc.stderr
     words = load_vocab(tmp_path / "out").words
     assert "350°f" in words and "don\u2019t" in words
@@ -274,7 +277,7 @@ def test_write_failing_half_way_keeps_the_earlier_output(
     cfg = config.PreprocessConfig(
         corpus=str(demo_corpus), out=str(good_out), overwrite=True, shard_tokens=1000
     )
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(preprocess.IOFailure, match="disk full.*earlier output is unchanged"):
         preprocess.preprocess(cfg, comm=SingleProcess())
     assert calls == [1000]  # one shard was written before the failure
     assert snapshot(good_out) == before

@@ -154,14 +154,52 @@ def test_recipes_are_split_at_each_export_line(tmp_path: Path):
     assert "".join(recipes) == body
 
 
-def test_meal_master_recipes_are_recognised(tmp_path: Path):
-    mm = "MMMMM----- Recipe via Meal-Master (tm) v8.02\n"  # not a start: does not begin the line
-    body = (
-        "----- Recipe via Meal-Master (tm) v8.02\n\n      Title: Soup\n\nBoil.\n-----\n\n"
-        "----- Recipe via Meal-Master (tm) v8.02\n\n      Title: Stew\n\nSimmer.\n" + mm
+# Header lines as real archives write them: spacing, versions after the program's name, and
+# Meal-Master's two forms with their "(tm) v8.0x" suffixes.
+HEADERS = [
+    "* Exported from MasterCook *",
+    "*  Exported from  MasterCook  *",
+    "*\tExported from MasterCook\t*",
+    "                * Exported from MasterCook *",
+    "* Exported from MasterCook Mac *",
+    "* Exported from MasterCook II *",
+    "* Exported from MasterCook Buster (tm)",
+    "* Exported from MasterCook 4 for Windows *",
+    "* Exported from Master Cook *",
+    "* EXPORTED FROM MASTERCOOK *",
+    "----- Recipe via Meal-Master (tm) v8.02",
+    "---------- Recipe via Meal-Master (tm) v8.02",
+    "-----Recipe via Meal-Master (tm) v7.07",
+    "MMMMM----- Recipe via Meal-Master (tm) v8.05",
+    "MMMMM----- Recipe via Meal-Master (tm) v8.01",
+    "MMMMM----- Recipe via Meal-Master (tm) v8.0x",
+    "----- Now You're Cooking! v5.65 [Meal-Master Export Format]",
+]
+# Lines inside a recipe that mention the programs but start nothing.
+NOT_HEADERS = [
+    "+++++---------- Recipe via Meal-Master (tm) v7.04 (*P)",  # quoted behind other marks
+    "Recipe via Meal-Master by my father, who typed these in.",
+    "Exported from MasterCook by hand.",
+    "  Exported from MasterCook, then cleaned up.",
+    "-----",  # Meal-Master's end line
+    "MMMMM",  # and its MMMMM form
+    "-----SAUCE-----",  # a Meal-Master section line
+    "                   - - - - - - - - - - - - - - - - - -",  # MasterCook's end line
+]
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_every_header_variant_starts_a_recipe(tmp_path: Path, header: str):
+    body = "".join(
+        f"{header}\r\n\r\n      Title: Dish {i}\r\n\r\n"
+        + "".join(f"{line}\r\n" for line in NOT_HEADERS)
+        for i in range(3)
     )
-    recipes = list(text.iter_recipes(_write(tmp_path / "mm.txt", body.encode()), "utf-8"))
-    assert [("Soup" in r, "Stew" in r) for r in recipes] == [(True, False), (False, True)]
+    path = _write(tmp_path / "c.txt", b"Archive preamble\n\n" + body.encode())
+    recipes = list(text.iter_recipes(path))
+    assert [f"Dish {i}" in r for i, r in enumerate(recipes)] == [True, True, True]
+    assert all(r.startswith(header) for r in recipes)
+    assert "".join(recipes) == text.normalize(body)
 
 
 def test_demo_corpus_reads_back_as_its_recipes(demo_corpus: Path):
@@ -188,36 +226,50 @@ def test_utf8_is_read_as_utf8(tmp_path: Path):
     assert "crème" in tokenize(next(text.iter_recipes(path, enc.name)))
 
 
-def test_cp1252_is_detected_with_a_note(tmp_path: Path):
+def test_cp1252_recipe_is_read_as_cp1252(tmp_path: Path):
     # 0xB0 is '°', 0x92 is the curly apostrophe (not latin-1), 0xE8 is 'è'
     body = RECIPE.format(title="Cr\xe8me don\u2019t", deg="\xb0").encode("cp1252")
     assert b"\xb0" in body and b"\x92" in body
     path = _write(tmp_path / "w.txt", body)
     enc = text.sniff_encoding(path)
-    assert enc.name == "cp1252"
-    assert "cp1252" in enc.note
+    assert enc.name == text.AUTO and "cp1252" in enc.note
+    assert text.decode_recipe(body)[1] == "cp1252"
     tokens = tokenize(next(text.iter_recipes(path, enc.name)))
     assert "350°f" in tokens and "don\u2019t" in tokens and "crème" in tokens
 
 
+def test_one_stray_byte_spoils_no_other_recipe(tmp_path: Path):
+    good = RECIPE.format(title="Crème brûlée", deg="°").encode("utf-8")
+    stray = RECIPE.format(title="Caf\xe9", deg="").encode("cp1252")  # one cp1252 byte
+    path = _write(tmp_path / "mixed.txt", good * 3 + stray + good * 3)
+    recipes = list(text.iter_recipes(path, text.sniff_encoding(path).name))
+    assert len(recipes) == 7
+    assert [("crème" in tokenize(r), "café" in tokenize(r)) for r in recipes] == (
+        [(True, False)] * 3 + [(False, True)] + [(True, False)] * 3
+    )
+    assert not any("Ã" in r for r in recipes)
+
+
 def test_latin1_when_not_cp1252(tmp_path: Path):
-    # 0x81 is undefined in cp1252, so only latin-1 reads this file
-    path = _write(tmp_path / "l.txt", RECIPE.format(title="X", deg="").encode() + b"\x81\xb0\n")
-    assert text.sniff_encoding(path).name == "latin-1"
-    assert len(list(text.iter_recipes(path, "latin-1"))) == 1
+    # 0x81 is undefined in cp1252, so only latin-1 reads this recipe
+    raw = RECIPE.format(title="X", deg="").encode() + b"\x81\xb0\n"
+    path = _write(tmp_path / "l.txt", raw)
+    assert text.sniff_encoding(path).name == text.AUTO
+    assert text.decode_recipe(raw) == (text.normalize(raw.decode("latin-1")), "latin-1")
+    assert len(list(text.iter_recipes(path))) == 1
 
 
 def test_non_utf8_byte_at_the_very_end_of_the_file(tmp_path: Path):
     # 0xC3 starts a two-byte UTF-8 sequence; as the last byte it is cp1252 'Ã'
     path = _write(tmp_path / "end.txt", RECIPE.format(title="X", deg="").encode() + b"Caf\xc3")
     enc = text.sniff_encoding(path)
-    assert enc.name == "cp1252"
+    assert enc.name == text.AUTO
     assert next(text.iter_recipes(path, enc.name)).endswith("CafÃ")
 
 
 def test_utf8_failing_only_in_a_later_chunk(tmp_path: Path):
-    # The first 4 MiB are valid UTF-8 but hold bytes cp1252 cannot read ('Á' is C3 81); past
-    # them, plain ASCII and one stray latin-1 byte. Only latin-1 reads the whole file.
+    # The first 4 MiB are valid UTF-8 holding bytes cp1252 cannot read ('Á' is C3 81); past
+    # them, plain ASCII and one stray cp1252 byte in the last recipe.
     accented = RECIPE.format(title="Á", deg="").encode()
     plain = RECIPE.format(title="A", deg="").encode()
     n_accented = (1 << 22) // len(accented) - 1
@@ -226,8 +278,11 @@ def test_utf8_failing_only_in_a_later_chunk(tmp_path: Path):
     assert len(accented) * n_accented < 1 << 22 < len(data) - len(plain)
     path = _write(tmp_path / "mixed.txt", data)
     enc = text.sniff_encoding(path)
-    assert enc.name == "latin-1"
-    assert sum(1 for _ in text.iter_recipes(path, enc.name)) == n_accented + n_plain
+    assert enc.name == text.AUTO
+    recipes = list(text.iter_recipes(path, enc.name))
+    assert len(recipes) == n_accented + n_plain
+    assert all(" Á" in r for r in recipes[:n_accented])  # still UTF-8, not "Ã\x81"
+    assert recipes[-1].endswith("°\n")
 
 
 def test_binary_file_is_refused(tmp_path: Path):
@@ -248,6 +303,30 @@ def test_tabs_form_feeds_and_crlf_in_a_file(tmp_path: Path):
     (b,) = text.iter_recipes(crlf, "utf-8")
     assert "\r" not in b
     assert tokenize(a) == tokenize(b)
+
+
+def test_classic_mac_line_ends_give_the_same_recipes(tmp_path: Path):
+    body = "".join(RECIPE.format(title=f"Dish {i}", deg="") for i in range(3))
+    lf = list(text.iter_recipes(_write(tmp_path / "lf.txt", body.encode())))
+    cr = list(text.iter_recipes(_write(tmp_path / "cr.txt", body.replace("\n", "\r").encode())))
+    assert len(lf) == 3 and cr == lf
+
+
+def test_a_giant_recipe_comes_in_pieces_that_tokenize_as_the_whole(tmp_path: Path):
+    # 3 MiB in one recipe, one line of it 1.5 MiB long; UTF-8 'é' all over, CR LF line ends
+    line = "purée de crème, 1/2 cup\t" * 60_000
+    giant = RECIPE.format(title="Giant", deg="").replace("\n\n", f"\r\n{line}\r\n", 1)
+    giant += "Stir well -- slowly.\r\n" * 70_000
+    body = RECIPE.format(title="Before", deg="") + giant + RECIPE.format(title="After", deg="")
+    path = _write(tmp_path / "giant.txt", body.encode())
+    pieces = list(text.iter_recipe_pieces(path))
+    assert [first for first, _ in pieces].count(True) == 3
+    assert all(len(raw) <= text.MAX_PIECE_BYTES for _, raw in pieces)
+    assert len(pieces) >= 2 + 3  # the recipes before and after, the giant in three or more
+    tokens = [t for _, raw in pieces for t in tokenize(text.decode_recipe(raw)[0])]
+    assert tokens == [t for r in text.iter_recipes(path) for t in tokenize(r)]
+    assert tokens == tokenize(body)
+    assert {text.decode_recipe(raw)[1] for _, raw in pieces} == {"utf-8"}
 
 
 def test_recipe_boundaries_cover_the_file_once(demo_corpus: Path):

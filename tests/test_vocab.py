@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpc_rnn.text import tokenize
-from hpc_rnn.vocab import UNK, VOCAB_FILE, Vocab, build_vocab, load_vocab
+from hpc_rnn.vocab import UNK, VOCAB_FILE, Vocab, VocabError, build_vocab, load_vocab
 
 COUNTS = Counter({"salt": 9, "flour": 7, "sugar": 5, "\n": 12, "saffron": 4, "yuzu": 1})
 
@@ -91,7 +91,7 @@ def test_load_refuses_an_edited_file(tmp_path: Path):
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["decoding"][0], meta["decoding"][1] = meta["decoding"][1], meta["decoding"][0]
     path.write_text(json.dumps(meta), encoding="utf-8")
-    with pytest.raises(ValueError, match="hash"):
+    with pytest.raises(VocabError, match="content hash.*preprocess the corpus again"):
         load_vocab(tmp_path)
 
 
