@@ -7,7 +7,12 @@
 A step directory is assembled under a temporary name and renamed into place only after its
 files and marker are synced, so a job killed mid-write leaves either the whole checkpoint or a
 temporary directory that is ignored and later removed. Loading uses `weights_only=True`: a
-checkpoint is data and never runs code.
+checkpoint is data and never runs code, which holds only from torch 2.6 on (CVE-2025-32434), so
+older versions are refused.
+
+Pruning deletes only checkpoints that verify (marker and checksum), never the one just written
+and never the newest `keep_last` that verify: a run whose newer checkpoints are corrupt keeps
+its good ones. Corrupt ones are left for the user to inspect; loading skips them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -33,6 +39,8 @@ STATE_FILE = "state.pt"
 MARKER = "COMPLETE"
 BEST_FILE = "best.json"
 _PREFIX = "step-"
+# torch.load(weights_only=True) can be made to run code before 2.6 (CVE-2025-32434).
+SAFE_LOAD_TORCH = (2, 6)
 
 
 class CheckpointError(UserError):
@@ -74,20 +82,25 @@ def save(
         best = read_best(run_dir)
         if best is None or val_loss < best["val_loss"]:
             atomic.write_json(root / BEST_FILE, {"step": step, "val_loss": val_loss})
-    prune(run_dir, keep_last)
+    prune(run_dir, keep_last, written=final)
     return final
 
 
 def read_best(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(run_dir) / CHECKPOINTS / BEST_FILE
-    if not path.is_file():
+    try:
+        with open(path, encoding="utf-8") as f:
+            best = json.load(f)
+        return {"step": int(best["step"]), "val_loss": float(best["val_loss"])}
+    except FileNotFoundError:
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    except (OSError, ValueError, KeyError, TypeError):
+        # Written atomically, so only a hand edit breaks it; the next validation rewrites it.
+        return None
 
 
 def complete(run_dir: str | os.PathLike) -> list[Path]:
-    """Step directories that carry the completion marker, newest first."""
+    """Step directories that carry the completion marker, newest first (not yet verified)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
@@ -95,44 +108,81 @@ def complete(run_dir: str | os.PathLike) -> list[Path]:
     return sorted(dirs, key=lambda p: p.name, reverse=True)
 
 
-def prune(run_dir: str | os.PathLike, keep_last: int) -> None:
-    """Keep the newest `keep_last` checkpoints and the best; remove the rest and stale temps."""
+def verify(path: str | os.PathLike) -> str | None:
+    """Why the step directory `path` cannot be loaded, or None when its marker and checksum hold."""
+    path = Path(path)
+    try:
+        with open(path / MARKER, encoding="utf-8") as f:
+            expected = json.load(f)["sha256"]
+    except FileNotFoundError:
+        return f"checkpoint {path} is incomplete (no {MARKER} marker)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"checkpoint {path} has an unreadable marker: {exc}"
+    state_path = path / STATE_FILE
+    if not state_path.is_file() or file_sha256(state_path) != expected:
+        return f"checkpoint {path} is corrupt (state.pt does not match its checksum)"
+    return None
+
+
+def prune(run_dir: str | os.PathLike, keep_last: int, *, written: Path | None = None) -> list[Path]:
+    """Remove verified checkpoints beyond the newest `keep_last` verified ones, and stale temps.
+
+    Kept whatever happens: `written` (the checkpoint just saved), the best by validation, and
+    every checkpoint that fails to verify (evidence; loading skips it). Returns what was removed.
+    """
     root = Path(run_dir) / CHECKPOINTS
     best = read_best(run_dir)
-    keep = {p.name for p in complete(run_dir)[: max(keep_last, 1)]}
+    keep = {written.name} if written is not None else set()
     if best is not None:
         keep.add(step_dir(run_dir, int(best["step"])).name)
-    for p in root.iterdir():
-        stale_temp = p.name.startswith(".") and ".tmp-" in p.name and not _pid_alive(p.name)
-        if (p.name.startswith(_PREFIX) and p.name not in keep) or stale_temp:
-            shutil.rmtree(p, ignore_errors=True)
+    good = 0
+    removed = []
+    for path in complete(run_dir):
+        if verify(path) is not None:
+            continue
+        good += 1
+        if good > max(keep_last, 1) and path.name not in keep:
+            shutil.rmtree(path)
+            removed.append(path)
+    # Temporaries of this module's own names whose writer is gone; the run lock guarantees
+    # that no other live process writes here.
+    for path in root.glob(f".{_PREFIX}*"):
+        if _temp_writer_pid(path.name) not in (None, os.getpid()):
+            shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
-def _pid_alive(name: str) -> bool:
-    pid = name.rsplit("-", 1)[-1]
-    return pid.isdigit() and int(pid) == os.getpid()
+def _temp_writer_pid(name: str) -> int | None:
+    """The PID in a temporary name `.step-N.tmp-PID` or `.step-N.old-PID`, else None."""
+    match = re.fullmatch(rf"\.{_PREFIX}\d+\.(?:tmp|old)-(\d+)", name)
+    return int(match.group(1)) if match else None
+
+
+def safe_loading_holds(version: str = torch.__version__) -> bool:
+    """Whether this torch's `weights_only=True` really refuses code (2.6 and later)."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return match is not None and (int(match.group(1)), int(match.group(2))) >= SAFE_LOAD_TORCH
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a step directory after checking its marker and checksum."""
     path = Path(path)
-    marker = path / MARKER
-    if not marker.is_file():
-        raise CheckpointError(f"checkpoint {path} is incomplete (no {MARKER} marker)")
-    try:
-        with open(marker, encoding="utf-8") as f:
-            expected = json.load(f)["sha256"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {path} has an unreadable marker: {exc}") from None
-    state_path = path / STATE_FILE
-    if not state_path.is_file() or file_sha256(state_path) != expected:
+    if not safe_loading_holds(torch.__version__):
         raise CheckpointError(
-            f"checkpoint {path} is corrupt (state.pt does not match its checksum)"
+            f"torch {torch.__version__} cannot load checkpoints safely (its weights_only "
+            "loading can run code, CVE-2025-32434): install torch>=2.6"
         )
+    problem = verify(path)
+    if problem is not None:
+        raise CheckpointError(problem)
     try:
-        return torch.load(state_path, map_location=map_location, weights_only=True)
+        return torch.load(path / STATE_FILE, map_location=map_location, weights_only=True)
     except Exception as exc:  # a pickle that is not plain data, or a torch version mismatch
-        raise CheckpointError(f"checkpoint {path} cannot be loaded safely: {exc}") from None
+        # torch's own message advises weights_only=False, which would run the file's code.
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}): it holds "
+            "something other than tensors and plain data; do not load it"
+        ) from None
 
 
 def load_latest(
@@ -147,6 +197,29 @@ def load_latest(
         except CheckpointError as exc:
             warn(f"skipping {exc}")
     return None
+
+
+def load_given(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    warn: Callable[[str], None] = lambda m: warnings.warn(m, stacklevel=2),
+) -> tuple[Path, dict[str, Any]]:
+    """What a user names: a run directory (its newest checkpoint that loads), a step directory,
+    or the `state.pt` inside one."""
+    path = Path(path)
+    if path.name == STATE_FILE and path.is_file():
+        path = path.parent
+    if (path / MARKER).is_file() or (path / STATE_FILE).is_file():
+        return path, load(path, map_location)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist: give a run directory or a checkpoint")
+    found = load_latest(path, map_location, warn)
+    if found is None:
+        raise CheckpointError(
+            f"no loadable checkpoint in {path}: give a run directory or a step directory "
+            f"({CHECKPOINTS}/{_PREFIX}N)"
+        )
+    return found
 
 
 def resolve(path: str | os.PathLike) -> Path:

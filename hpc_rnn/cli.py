@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from hpc_rnn.heap import keep_freed_memory
 
@@ -13,6 +15,14 @@ class UserError(Exception):
 
 
 EXIT_USER_ERROR = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are a UserError, so that inside `run_main` they end in one
+    `error:` line like every other mistake instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def run_main(main: Callable[[], int | None]) -> int:

@@ -5,8 +5,34 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import typing
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
+
+from hpc_rnn.cli import UserError
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a config field."""
+    return "--" + name.replace("_", "-")
+
+
+def choices(cls: type, name: str) -> tuple[Any, ...] | None:
+    """The values a `Literal` field allows, None for a free field."""
+    hint = typing.get_type_hints(cls)[name]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+
+
+def check_choices(cfg: Any) -> None:
+    """The one place where choice fields are checked, whoever builds the config."""
+    for f in fields(cfg):
+        allowed = choices(type(cfg), f.name)
+        if allowed is not None and getattr(cfg, f.name) not in allowed:
+            raise UserError(
+                f"{flag(f.name)} must be one of {', '.join(map(str, allowed))}; "
+                f"got {getattr(cfg, f.name)!r}"
+            )
 
 
 @dataclass
@@ -23,10 +49,19 @@ class PreprocessConfig:
 
 @dataclass
 class ModelConfig:
-    cell: str = "lstm"  # "lstm" (the lecture's) or "gru"
+    cell: Literal["lstm", "gru"] = "lstm"  # the lecture's LSTM, or a GRU
     hidden: int = 256
     layers: int = 1
     dropout: float = 0.0  # between stacked layers and before the output layer
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.hidden < 1 or self.layers < 1:
+            raise UserError(
+                f"--hidden and --layers must be at least 1, got {self.hidden}, {self.layers}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
@@ -36,12 +71,12 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     # "all": predict the next word at every position of a window (windows cut with stride =
     # window); "last": the lecture's, predict only the word after each window (stride 1).
-    objective: str = "all"
-    optimizer: str = "adamw"  # "adamw" or "sgd"
+    objective: Literal["all", "last"] = "all"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 3e-3  # for the effective batch (batch_size x world size); see README
     momentum: float = 0.0  # sgd only
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # "cosine" (after a linear warm-up) or "constant"
+    schedule: Literal["cosine", "constant"] = "cosine"  # after a linear warm-up
     warmup_steps: int = 10
     batch_size: int = 0  # windows per step on each rank; 0: by device (train.AUTO_BATCH)
     epochs: int = 20
@@ -52,18 +87,48 @@ class TrainConfig:
     ckpt_every_minutes: float = 10.0
     keep_last: int = 3  # checkpoints kept besides the best by validation loss
     resume: str = "auto"  # "auto" (newest valid checkpoint in run/), "never", or a checkpoint path
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda if available
     log_every: int = 10  # steps between metric lines
     # Validation: next-word loss after a full window (the lecture's task, whatever the
     # objective), on at most this many evenly spaced held-out windows (0: all of them).
     val_windows: int = 8192
     val_every_steps: int = 0  # also validate (and checkpoint) every this many steps (0: per epoch)
     # Signals that mean "checkpoint at the next step boundary and exit": Slurm sends TERM at a
-    # time limit or pre-emption and the --signal of the job script before it.
-    stop_signals: str = "USR1,USR2,TERM"
+    # time limit or pre-emption and the --signal of the job script before it; INT is Ctrl-C
+    # (a second one exits at once).
+    stop_signals: str = "USR1,USR2,TERM,INT"
     requeue: bool = True  # under Slurm, requeue the job after a signal-checkpoint (rank 0)
     max_requeues: int = 50  # a job restarted this often is not requeued again
     dist_timeout_s: float = 600.0  # a rank waits this long for a dead peer before failing
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        at_least = {
+            "batch_size": 0,
+            "epochs": 1,
+            "max_steps": 0,
+            "warmup_steps": 0,
+            "ckpt_every_steps": 1,
+            "keep_last": 1,
+            "log_every": 1,
+            "val_windows": 0,
+            "val_every_steps": 0,
+            "max_requeues": 0,
+        }
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise UserError(f"{flag(name)} must be at least {low}, got {getattr(self, name)}")
+        positive = ("lr", "ckpt_every_minutes", "dist_timeout_s")
+        for name in positive:
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise UserError(
+                    f"{flag(name)} must be a positive number, got {getattr(self, name)}"
+                )
+        for name in ("momentum", "weight_decay", "clip"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise UserError(
+                    f"{flag(name)} must be 0 or a positive number, got {getattr(self, name)}"
+                )
 
 
 # Named starting points; command-line flags override them.
@@ -98,12 +163,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
     for f in fields(cls):
         if f.name in skip:
             continue
-        flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(
+                flag(f.name), action=argparse.BooleanOptionalAction, default=default
+            )
         else:
-            parser.add_argument(flag, type=type(default), default=default)
+            parser.add_argument(
+                flag(f.name), type=type(default), default=default, choices=choices(cls, f.name)
+            )
 
 
 def from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:

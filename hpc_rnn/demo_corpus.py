@@ -36,7 +36,7 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.cli import Parser, UserError, run_main
 
 MEGABYTE = 1_000_000  # --megabytes counts decimal megabytes, like the rest of the project
 _CHUNK = 1 << 20  # bytes buffered between writes
@@ -1666,12 +1666,6 @@ def write_stream(
 # Command
 
 
-class _Parser(argparse.ArgumentParser):
-    # argparse prints usage and exits; this project's commands end in one `error:` line instead.
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(message)
-
-
 def _positive_int(s: str) -> int:
     try:
         n = int(s)
@@ -1693,7 +1687,7 @@ def _positive_float(s: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m hpc_rnn.demo_corpus", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m hpc_rnn.demo_corpus", description=__doc__.split("\n")[0])
     size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--recipes", type=_positive_int, metavar="N", help="number of recipes")
     size.add_argument(

@@ -4,6 +4,7 @@ srun, submitit, or none), and the process group up and down."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -83,13 +84,22 @@ def init_world(device: str = "auto", timeout_s: float = 600.0) -> World:
     if use_cuda:
         torch.cuda.set_device(dev)
     if size > 1 and not dist.is_initialized():
-        dist.init_process_group(
-            backend="nccl" if use_cuda else "gloo",
-            init_method=f"tcp://{addr}:{port}",
-            rank=rank,
-            world_size=size,
-            timeout=timedelta(seconds=timeout_s),
-        )
+        try:
+            dist.init_process_group(
+                backend="nccl" if use_cuda else "gloo",
+                init_method=f"tcp://{addr}:{port}",
+                rank=rank,
+                world_size=size,
+                timeout=timedelta(seconds=timeout_s),
+            )
+        except dist.DistError as exc:  # a busy port, a wrong address, a rank that never came
+            first = (
+                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            )
+            raise UserError(
+                f"rank {rank} could not join the process group at {addr}:{port} ({first}): if "
+                "the port is busy, set MASTER_PORT to a free one; check that every rank started"
+            ) from None
     return World(rank, size, local_rank, dev)
 
 
@@ -134,6 +144,29 @@ def any_rank(flags: list[bool], world: World) -> list[bool]:
     t = torch.tensor([1.0 if f else 0.0 for f in flags], device=world.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(x) for x in t.tolist()]
+
+
+def all_min(value: torch.Tensor, world: World) -> torch.Tensor:
+    """The minimum of a tensor over ranks (a copy on one rank)."""
+    if world.size == 1:
+        return value
+    out = value.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MIN)
+    return out
+
+
+def raise_together(world: World, fn: Callable[[], object]) -> None:
+    """Run `fn` on every rank; a UserError on any rank is raised on all of them, so that no
+    rank goes on to wait for the others in a collective."""
+    try:
+        fn()
+        failed = None
+    except UserError as exc:
+        failed = exc
+    if any_rank([failed is not None], world)[0]:
+        raise failed or UserError(
+            f"rank {world.rank}: another rank refused to start (see its error)"
+        )
 
 
 def barrier(world: World) -> None:

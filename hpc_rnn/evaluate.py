@@ -7,7 +7,6 @@ ingredient-consistency scores of generated recipes next to those of the real cor
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from hpc_rnn import atomic, checkpoint, config, generate, quality, shards, text
-from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.cli import Parser, UserError, run_main
 from hpc_rnn.config import EvaluateConfig
 from hpc_rnn.data import WindowPlan
 from hpc_rnn.distributed import World, all_sum, autocast, pick_device
@@ -155,13 +154,11 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpc_rnn.evaluate", description=__doc__.split("\n")[0]
-    )
+    parser = Parser(prog="python -m hpc_rnn.evaluate", description=__doc__.split("\n")[0])
     config.add_arguments(parser, EvaluateConfig)
-    args = parser.parse_args(argv)
 
     def body() -> int:
+        args = parser.parse_args(argv)
         cfg = config.from_args(EvaluateConfig, args)
         if not cfg.checkpoint:
             raise UserError(

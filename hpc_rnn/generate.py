@@ -14,10 +14,10 @@ step, carrying the recurrent state (constant work per word, and a context not cu
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from hpc_rnn import atomic, checkpoint, config, text
-from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.cli import Parser, UserError, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig
 from hpc_rnn.distributed import pick_device
 from hpc_rnn.model import RecurrentLM, State
@@ -124,14 +124,17 @@ def recipe_text(words: list[str]) -> str:
 
 
 def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[RecurrentLM, Vocab, Path]:
-    """The model of checkpoint `path` (a step or run directory), its vocabulary, and its step
-    directory.
+    """The model of checkpoint `path`, its vocabulary, and its step directory.
+
+    `path` is a run directory (its newest checkpoint that loads), a step directory, or the
+    state.pt inside one.
 
     `vocab_dir` overrides the data directory named in the checkpoint's training config; either
     way the vocabulary must be the one the model was trained with.
     """
-    step_dir = checkpoint.resolve(path)
-    state = checkpoint.load(step_dir, device)
+    step_dir, state = checkpoint.load_given(
+        path, device, warn=lambda m: print(f"warning: {m}", file=sys.stderr, flush=True)
+    )
     vocab_dir = vocab_dir or state["config"]["data"]
     try:
         vocab = load_vocab(vocab_dir)
@@ -216,17 +219,15 @@ def write_recipes(out: Path, recipes: list[list[str]], common: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpc_rnn.generate", description=__doc__.split("\n")[0]
-    )
+    parser = Parser(prog="python -m hpc_rnn.generate", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--checkpoint", required=True, help="a checkpoint step directory, or a run directory"
     )
     parser.add_argument("--out", required=True, help="directory for the recipes and manifest")
     config.add_arguments(parser, GenerateConfig, skip=("checkpoint", "out"))
-    args = parser.parse_args(argv)
 
     def body() -> int:
+        args = parser.parse_args(argv)
         print(run(config.from_args(GenerateConfig, args)), flush=True)
         return 0
 
@@ -347,7 +348,7 @@ def _check_settings(
 ) -> None:
     if context not in CONTEXTS:
         raise UserError(f"--context must be one of {', '.join(CONTEXTS)}, got {context!r}")
-    if temperature < 0:
+    if not (math.isfinite(temperature) and temperature >= 0):
         raise UserError(f"--temperature must be 0 (argmax) or positive, got {temperature}")
     if top_k < 0:
         raise UserError(f"--top-k must be 0 (off) or a positive number of words, got {top_k}")

@@ -13,7 +13,6 @@ Slurm rank 0 first requeues the job, which then resumes from that checkpoint (`-
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import signal
@@ -30,22 +29,25 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hpc_rnn import atomic, checkpoint, config, shards
-from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.cli import Parser, UserError, run_main
 from hpc_rnn.data import WindowPlan
 from hpc_rnn.distributed import (
     World,
+    all_min,
     all_sum,
     any_rank,
     autocast,
     barrier,
     close_world,
     init_world,
+    raise_together,
     slurm_job_id,
     slurm_restart_count,
 )
 from hpc_rnn.evaluate import next_word_metrics, validation_plan
 from hpc_rnn.metrics import MetricsLog, plot_curves
 from hpc_rnn.model import RecurrentLM
+from hpc_rnn.runlock import RunLock
 from hpc_rnn.vocab import load_vocab
 
 EXIT_STOPPED = 75  # EX_TEMPFAIL: checkpointed on a signal, run again to continue
@@ -68,28 +70,99 @@ class Position:
 
 
 class StopFlag:
-    """Set by a stop signal; read at step boundaries (a handler must not do the work itself)."""
+    """Set by a stop signal; read at step boundaries (a handler must not do the work itself).
+
+    A second Ctrl-C (SIGINT) does not wait for the step: it interrupts at once.
+    """
 
     def __init__(self, names: str) -> None:
         self.raised: str | None = None
         for name in filter(None, (n.strip().upper() for n in names.split(","))):
             sig = getattr(signal, name if name.startswith("SIG") else "SIG" + name, None)
-            if sig is None:
+            if not isinstance(sig, signal.Signals):
                 raise UserError(f"--stop-signals: unknown signal {name!r} (e.g. USR1,USR2,TERM)")
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.raised is not None:
+            raise KeyboardInterrupt
         self.raised = signal.Signals(signum).name
+
+    @property
+    def requeues(self) -> bool:
+        """Only the job script's early warning (--signal USR1/USR2 before the time limit)
+        requeues; TERM (scancel, or pre-emption, which Slurm requeues itself) and Ctrl-C stop."""
+        return self.raised in ("SIGUSR1", "SIGUSR2")
+
+
+class Diverged(UserError):
+    """The loss or the parameters stopped being finite numbers."""
+
+
+class Clock:
+    """Training time: steps count, validation and checkpoint writing do not."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds  # booked training time of the whole run
+        self.span = 0.0  # booked since the last log line
+        self.tick = time.perf_counter()
+        self.last_save = time.monotonic()
+
+    def pause(self) -> None:
+        now = time.perf_counter()
+        self.seconds += now - self.tick
+        self.span += now - self.tick
+        self.tick = now
+
+    def resume(self) -> None:
+        self.tick = time.perf_counter()
+
+    def take_span(self) -> float:
+        span, self.span = self.span, 0.0
+        return span
+
+    def saved(self) -> None:
+        self.last_save = time.monotonic()
+        self.resume()
+
+
+class FiniteWatch:
+    """The first step whose loss was not finite, kept on the device: no sync per step."""
+
+    NONE = 1 << 62
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.full((), self.NONE, dtype=torch.long, device=device)
+
+    def see(self, loss_sum: torch.Tensor, step: int) -> None:
+        bad = ~torch.isfinite(loss_sum)
+        self.first = torch.where(bad & (self.first == self.NONE), step, self.first)
+
+    def check(self, model: torch.nn.Module, world: World, step: int, last_saved: int) -> None:
+        """Raise Diverged on every rank if any rank saw a non-finite loss or parameter."""
+        params_ok = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        first = int(all_min(self.first, world))
+        bad_params = any_rank([not params_ok], world)[0]
+        if first == self.NONE and not bad_params:
+            return
+        where = f"at step {first}" if first != self.NONE else f"by step {step}"
+        raise Diverged(
+            f"training diverged: the loss or the weights became NaN or infinite {where}, and "
+            f"nothing after step {last_saved} was saved; lower --lr (or set --clip), then run "
+            "again: it resumes from the last good checkpoint"
+        )
 
 
 def train(cfg: config.TrainConfig) -> int:
     """Train until the epochs (or max_steps) are done, or a stop signal; returns the exit code."""
     stop = StopFlag(cfg.stop_signals)
-    world = init_world(cfg.device, cfg.dist_timeout_s)
+    lock = RunLock(cfg.run)
+    world: World | None = None
     try:
-        return _train(with_device_batch(cfg, world.device), world, stop)
+        world = init_world(cfg.device, cfg.dist_timeout_s)
+        return _train(with_device_batch(cfg, world.device), world, stop, lock)
     except RuntimeError as exc:  # gloo and NCCL report a lost peer as RuntimeError subclasses
-        if world.size == 1 or not is_peer_failure(exc):
+        if world is None or world.size == 1 or not is_peer_failure(exc):
             raise
         first = str(exc).strip().splitlines()[0][:300]
         print(
@@ -100,15 +173,12 @@ def train(cfg: config.TrainConfig) -> int:
         )
         return EXIT_PEER_LOST
     finally:
+        lock.release()
         close_world()
 
 
 def with_device_batch(cfg: config.TrainConfig, device: torch.device) -> config.TrainConfig:
     """`cfg` with --batch-size 0 replaced by the device's AUTO_BATCH."""
-    if cfg.batch_size < 0:
-        raise UserError(
-            f"--batch-size must be positive, or 0 to pick by device; got {cfg.batch_size}"
-        )
     if cfg.batch_size:
         return cfg
     return dataclasses.replace(cfg, batch_size=AUTO_BATCH.get(device.type, AUTO_BATCH["cpu"]))
@@ -130,10 +200,21 @@ def is_peer_failure(exc: BaseException) -> bool:
     return any(s in text for s in signs)
 
 
-def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
+def checkpoint_due(cfg: config.TrainConfig, step: int, by_time: bool) -> str | None:
+    """What this step boundary writes: "val" (validation, then a checkpoint), "save", or None."""
+    if cfg.val_every_steps and step % cfg.val_every_steps == 0:
+        return "val"
+    if by_time or step % cfg.ckpt_every_steps == 0:
+        return "save"
+    return None
+
+
+def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock) -> int:
     run = Path(cfg.run)
     vocab = load_vocab(cfg.data)
     manifest = shards.read_manifest(cfg.data)
+    # Before anything slow, so that a second start on the same run fails within seconds.
+    raise_together(world, lambda: lock.acquire() if world.is_main else None)
     plan = WindowPlan(
         shards.load_stream(cfg.data, "train"),
         window=vocab.window,
@@ -150,11 +231,9 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = RecurrentLM(vocab.n_words, cfg.model).to(world.device)
     optimizer = make_optimizer(cfg, model)
-    pos = Position()
     resumed = resume(cfg, run, world, model, optimizer, vocab.hash)
-    if resumed is not None:
-        pos = resumed
-    else:
+    pos = resumed or Position()
+    if resumed is None:
         torch.manual_seed(cfg.seed + 1 + world.rank)  # dropout masks differ between ranks
     net = DistributedDataParallel(model) if world.size > 1 else model
     if world.device.type == "cuda":
@@ -176,52 +255,50 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
             + (f"resuming at step {pos.step} (epoch {pos.epoch})" if resumed else "starting fresh"),
             flush=True,
         )
+        if val_plan is None:
+            print(
+                f"warning: {cfg.data} has no held-out windows (its validation split is empty): "
+                "training runs without a validation loss and keeps no best checkpoint; "
+                "preprocess more recipes or a larger --val-fraction to have one",
+                file=sys.stderr,
+                flush=True,
+            )
         log = MetricsLog(run, resume_step=pos.step)
 
+    clock = Clock(pos.seconds)
+    watch = FiniteWatch(world.device)
+    last_saved = pos.step
+
     def save(val_loss: float | None = None) -> None:
+        nonlocal last_saved
+        clock.pause()
+        pos.seconds = clock.seconds
+        watch.check(model, world, pos.step, last_saved)  # a diverged model is never saved
         if world.is_main:
-            checkpoint.save(
-                run,
-                pos.step,
-                checkpoint_state(cfg, model, optimizer, pos, vocab.hash),
-                val_loss=val_loss,
-                keep_last=cfg.keep_last,
-            )
+            state = checkpoint_state(cfg, model, optimizer, pos, vocab.hash)
+            checkpoint.save(run, pos.step, state, val_loss=val_loss, keep_last=cfg.keep_last)
         barrier(world)  # nobody exits or requeues before the checkpoint is on disk
+        last_saved = pos.step
+        clock.saved()
 
     def validate(kind: str) -> None:
         """Held-out metrics, logged and plotted, then a checkpoint that may become the best."""
-        nonlocal last_save, tick
-        pause_clock()
+        clock.pause()
+        if val_plan is None:
+            return save()
         metrics = next_word_metrics(model, val_plan, world)
         if log is not None:
-            log.write(
-                {
-                    "kind": kind,
-                    "step": pos.step,
-                    "epoch": pos.epoch,
-                    "train_s": pos.seconds + span,
-                    **metrics,
-                }
-            )
+            record = {"kind": kind, "step": pos.step, "epoch": pos.epoch}
+            log.write({**record, "train_s": clock.seconds, **metrics})
             print(
                 f"{'epoch ' + str(pos.epoch) if kind == 'epoch' else 'validation at'} step {pos.step}: "
                 f"val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.4f} ppl {metrics['val_ppl']:.2f}",
                 flush=True,
             )
             plot_curves(run)
-        save(val_loss=metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None)
-        last_save, tick = time.monotonic(), time.perf_counter()
+        return save(val_loss=metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None)
 
-    def pause_clock() -> None:
-        """Book the training time since `tick`; validation and saving do not count as training."""
-        nonlocal span
-        span += time.perf_counter() - tick
-
-    last_save = time.monotonic()
     sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log
-    tick = time.perf_counter()  # start of the training time not yet booked
-    span = 0.0  # training seconds since the last log line
     while pos.epoch < cfg.epochs and not (cfg.max_steps and pos.step >= cfg.max_steps):
         bar = tqdm(
             total=plan.n_windows,
@@ -235,15 +312,18 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
         for after, batch in plan.batches(pos.epoch, pos.window):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, pos.step, horizon)
-            sums += train_step(cfg, net, model, optimizer, batch, world)
+            stats = train_step(cfg, net, model, optimizer, batch, world)
+            watch.see(stats[0], pos.step + 1)
+            sums += stats
             bar.update(after - pos.window)
             pos.step, pos.window = pos.step + 1, after
 
             at_log = pos.step % cfg.log_every == 0
             if at_log:
                 total = all_sum(sums, world).tolist()
-                pause_clock()
-                pos.seconds += span
+                clock.pause()
+                if not math.isfinite(total[0]):
+                    watch.check(model, world, pos.step, last_saved)
                 record = {
                     "kind": "train",
                     "step": pos.step,
@@ -251,32 +331,29 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag) -> int:
                     "loss": total[0] / max(total[2], 1),
                     "acc": total[1] / max(total[2], 1),
                     "lr": optimizer.param_groups[0]["lr"],
-                    "windows_per_s": total[2] / max(span, 1e-9),
-                    "train_s": pos.seconds,
+                    "windows_per_s": total[2] / max(clock.take_span(), 1e-9),
+                    "train_s": clock.seconds,
                 }
                 if log is not None:
                     log.write(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}")
                 sums.zero_()
-                span, tick = 0.0, time.perf_counter()
+                clock.resume()
             # Ranks agree on the flags at steps every rank reaches (each step when alone).
             if world.size == 1 or at_log:
-                by_time = time.monotonic() - last_save >= cfg.ckpt_every_minutes * 60
+                by_time = time.monotonic() - clock.last_save >= cfg.ckpt_every_minutes * 60
                 stopping, by_time = any_rank([stop.raised is not None, by_time], world)
             else:
                 stopping = by_time = False
             if stopping:
-                pause_clock()
-                pos.seconds += span
                 save()
                 bar.close()
                 return stopped(cfg, world, stop, pos, log)
-            if cfg.val_every_steps and pos.step % cfg.val_every_steps == 0:
+            due = checkpoint_due(cfg, pos.step, by_time)
+            if due == "val":
                 validate("val")
-            elif by_time or pos.step % cfg.ckpt_every_steps == 0:
-                pause_clock()
+            elif due == "save":
                 save()
-                last_save, tick = time.monotonic(), time.perf_counter()
             if cfg.max_steps and pos.step >= cfg.max_steps:
                 break
         bar.close()
@@ -347,11 +424,9 @@ def learning_rate(cfg: config.TrainConfig, step: int, horizon: int) -> float:
 def make_optimizer(cfg: config.TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    raise UserError(f"--optimizer must be adamw or sgd, got {cfg.optimizer!r}")
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
 
 
 def checkpoint_state(
@@ -372,6 +447,11 @@ def checkpoint_state(
     }
 
 
+# Settings that cannot change under a saved position: the optimizer's state would not fit, and
+# objective and seed decide which windows an epoch visits in which order.
+FIXED_ON_RESUME = ("optimizer", "objective", "seed")
+
+
 def resume(
     cfg: config.TrainConfig,
     run: Path,
@@ -380,36 +460,61 @@ def resume(
     optimizer: torch.optim.Optimizer,
     vocab_hash: str,
 ) -> Position | None:
-    """Load the checkpoint `cfg.resume` names into model and optimizer; None to start fresh."""
+    """Load the checkpoint to continue from into model and optimizer; None to start fresh.
+
+    The run's own newest loadable checkpoint always wins: `--resume PATH` only seeds a run that
+    has none yet, so a requeued or rerun job continues instead of starting over from PATH.
+    """
+    warn = lambda m: print(f"warning: {m}", file=sys.stderr, flush=True)  # noqa: E731
     if cfg.resume == "never":
         if checkpoint.complete(run):
             raise UserError(
                 f"{run} already holds checkpoints: resume with --resume auto, or choose a new --run"
             )
         return None
-    if cfg.resume == "auto":
-        found = checkpoint.load_latest(
-            run, "cpu", warn=lambda m: print(f"warning: {m}", file=sys.stderr)
+    found = checkpoint.load_latest(run, "cpu", warn=warn)
+    if found is not None and cfg.resume != "auto" and world.is_main:
+        print(
+            f"note: {run} has checkpoints of its own; continuing from {found[0].name}, "
+            f"not from --resume {cfg.resume} (which only seeds a run without any)",
+            flush=True,
         )
-        if found is None:
-            return None
-        path, state = found
-    else:
-        path = checkpoint.resolve(cfg.resume)
-        state = checkpoint.load(path, "cpu")
+    if found is None and cfg.resume != "auto":
+        found = checkpoint.load_given(cfg.resume, "cpu", warn=warn)
+    if found is None:
+        return None
+    path, state = found
+    saved = state["config"]
     if state["vocab_hash"] != vocab_hash:
         raise UserError(
             f"checkpoint {path} was trained on another vocabulary than {cfg.data}: "
             "use the data it was trained on, or a new --run"
         )
-    saved_model = state["config"]["model"]
-    if saved_model != config.to_dict(cfg.model):
+    if saved["model"] != config.to_dict(cfg.model):
         raise UserError(
-            f"checkpoint {path} holds a model {saved_model}, not the {config.to_dict(cfg.model)} "
+            f"checkpoint {path} holds a model {saved['model']}, not the {config.to_dict(cfg.model)} "
             "asked for: drop the model flags, or use a new --run"
         )
+    for name in FIXED_ON_RESUME:
+        if saved.get(name) != getattr(cfg, name):
+            raise UserError(
+                f"checkpoint {path} was trained with {config.flag(name)} {saved.get(name)}, not "
+                f"{getattr(cfg, name)}: it cannot change when resuming; drop the flag, or use a new --run"
+            )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    # The restored optimizer carries the saved hyperparameters; the ones asked for now apply.
+    for group in optimizer.param_groups:
+        group["weight_decay"] = cfg.weight_decay
+        if "momentum" in group:
+            group["momentum"] = cfg.momentum
+    changed = [
+        f"{config.flag(k)} {saved[k]} -> {v}"
+        for k, v in config.to_dict(cfg).items()
+        if k not in ("model", "data", "run", "resume") and k in saved and saved[k] != v
+    ]
+    if changed and world.is_main:
+        print(f"note: resuming with changed settings: {', '.join(changed)}", flush=True)
     checkpoint.set_rng_state(state["rng"])
     if world.rank > 0:
         torch.manual_seed(cfg.seed + 1 + world.rank + state["step"])
@@ -423,10 +528,11 @@ def stopped(
     if log is not None:
         log.close()
         print(
-            f"stopped by {stop.raised or 'a peer'} at step {pos.step}: checkpoint written",
+            f"stopped by {stop.raised or 'a peer'} at step {pos.step}: checkpoint written"
+            + ("" if stop.requeues else "; run the same command again to continue"),
             flush=True,
         )
-        job = slurm_job_id() if cfg.requeue else None
+        job = slurm_job_id() if cfg.requeue and stop.requeues else None
         if job and slurm_restart_count() >= cfg.max_requeues:
             print(
                 f"not requeueing job {job}: restarted {slurm_restart_count()} times already "
@@ -434,11 +540,15 @@ def stopped(
                 flush=True,
             )
         elif job:
-            done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+            try:
+                done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+                failed = done.stderr.strip() if done.returncode else ""
+            except OSError as exc:  # no scontrol here (a container without Slurm's tools)
+                failed = str(exc)
             print(
-                f"requeued Slurm job {job}"
-                if done.returncode == 0
-                else f"warning: scontrol requeue {job} failed: {done.stderr.strip()}",
+                f"warning: scontrol requeue {job} failed ({failed}); resubmit the job to continue"
+                if failed
+                else f"requeued Slurm job {job}",
                 flush=True,
             )
     barrier(world)
@@ -446,9 +556,7 @@ def stopped(
 
 
 def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpc_rnn.train", description=__doc__.split("\n")[0]
-    )
+    parser = Parser(prog="python -m hpc_rnn.train", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="a directory written by hpc_rnn.preprocess")
     # --run-dir too: torchrun's own parser takes "--run" for an abbreviation of its --run-path.
     parser.add_argument(
@@ -462,22 +570,14 @@ def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
     config.add_arguments(parser, config.TrainConfig, skip=("data", "run", "model"))
     config.add_arguments(parser, config.ModelConfig)
     args = parser.parse_args(argv)
-    # Preset values apply where the command line left the default.
-    explicit = {
-        a.lstrip("-").split("=")[0].replace("-", "_")
-        for a in (argv or sys.argv[1:])
-        if a.startswith("--")
-    }
-    base = config.PRESETS.get(args.preset or "", {})
-    model_fields = {f.name for f in dataclasses.fields(config.ModelConfig)}
+    if args.preset:
+        # A preset's values become the parser's defaults, so any flag given wins, abbreviated or not.
+        preset = dict(config.PRESETS[args.preset])
+        preset.update(config.to_dict(preset.pop("model", config.ModelConfig())))
+        parser.set_defaults(**preset)
+        args = parser.parse_args(argv)
     model = config.from_args(config.ModelConfig, args)
-    if "model" in base:
-        model = dataclasses.replace(
-            base["model"], **{k: getattr(model, k) for k in model_fields if k in explicit}
-        )
-    values = {k: v for k, v in base.items() if k != "model" and k not in explicit}
-    cfg = config.from_args(config.TrainConfig, args, model=model)
-    return dataclasses.replace(cfg, **values)
+    return config.from_args(config.TrainConfig, args, model=model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,7 +115,9 @@ def test_resume_skips_a_corrupt_checkpoint(demo_data: Path, tmp_path: Path) -> N
     assert "resuming at step 3" in again.stdout
 
 
-def test_refuses_checkpoint_of_another_model_or_vocabulary(demo_data: Path, tmp_path: Path) -> None:
+def test_refuses_checkpoint_of_another_model_or_vocabulary(
+    demo_data: Path, tmp_path: Path, run_preprocess
+) -> None:
     run = tmp_path / "run"
     assert run_train(demo_data, run, "--max-steps", "2").returncode == 0
     before = {p.name for p in checkpoint.complete(run)}
@@ -126,14 +128,10 @@ def test_refuses_checkpoint_of_another_model_or_vocabulary(demo_data: Path, tmp_
         other_shape.stderr.startswith("error: checkpoint") and "Traceback" not in other_shape.stderr
     )
 
+    # The same corpus with another min count: a consistent data directory, another vocabulary.
     other_vocab = tmp_path / "other_vocab"
-    shutil.copytree(demo_data, other_vocab)
-    meta = json.loads((other_vocab / "vocab.json").read_text())
-    meta["decoding"][0], meta["decoding"][1] = meta["decoding"][1], meta["decoding"][0]
-    from hpc_rnn.vocab import Vocab
-
-    meta["hash"] = Vocab(tuple(meta["decoding"]), tuple(meta["counts"]), 50, 5, False).hash
-    (other_vocab / "vocab.json").write_text(json.dumps(meta))
+    corpus = json.loads((demo_data / "manifest.json").read_text())["corpus"]
+    assert run_preprocess(corpus, "--out", other_vocab, "--min-count", "3").returncode == 0
     wrong = run_in_repo(train_cmd(other_vocab, run, "--max-steps", "4"), timeout=120)
     assert wrong.returncode == 2 and "another vocabulary" in wrong.stderr
     assert {p.name for p in checkpoint.complete(run)} == before
