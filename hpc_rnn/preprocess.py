@@ -171,9 +171,10 @@ def _step(comm: Any, doing: str, fn: Callable[[], T]) -> T:
             return fn()
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
+            why = " ".join(f"{exc.strerror or exc}{where}".split())  # HDF5's text has newlines
             raise IOFailure(
-                f"{doing} failed: {exc.strerror or exc}{where}: free space or fix the path, "
-                "then run again; earlier output is unchanged"
+                f"{doing} failed: {why}: free space or fix the path, then run again; "
+                "earlier output is unchanged"
             ) from exc
 
     return agree(comm, run)

@@ -16,6 +16,7 @@ Shard file `{split}-{rank:03d}-{part:05d}.h5`:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -111,13 +112,22 @@ class SplitWriter:
         path = self.directory / f"{self.split}-{self.rank:03d}-{len(self._files):05d}.h5"
         # The first shard's context comes from earlier ranks; see finish().
         context = self._tail if self._files else np.zeros(0, self.dtype)
-        with h5py.File(path, "w") as f:
+        self._store(path, tokens, context)
+        self._files.append(path)
+        self._tail = np.concatenate([self._tail, tokens])[-self.window :]
+
+    def _store(self, path: Path, tokens: np.ndarray, context: np.ndarray) -> None:
+        # HDF5 builds the file in memory (one shard) and Python writes it: a full disk or a
+        # file size limit is then one OSError with its errno, instead of HDF5 failing inside
+        # its own close and again at exit with the half-written file still open.
+        image = io.BytesIO()
+        with h5py.File(image, "w") as f:
             f.create_dataset(
                 "tokens",
                 data=tokens,
                 chunks=(min(len(tokens), CHUNK_TOKENS),) if len(tokens) else None,
             )
-            f.create_dataset("context", data=context, maxshape=(self.window,))
+            f.create_dataset("context", data=context.astype(self.dtype), maxshape=(self.window,))
             f.attrs.update(
                 schema_version=SCHEMA_VERSION,
                 split=self.split,
@@ -126,8 +136,8 @@ class SplitWriter:
                 n_tokens=len(tokens),
                 n_windows=windows_in(len(context), len(tokens), self.window),
             )
-        self._files.append(path)
-        self._tail = np.concatenate([self._tail, tokens])[-self.window :]
+        with open(path, "wb") as out:
+            out.write(image.getbuffer())
 
     def finish(self, context: np.ndarray) -> list[ShardInfo]:
         """Flush the last shard, set the first shard's context, and return the shard list."""
@@ -135,12 +145,9 @@ class SplitWriter:
             self._write(np.concatenate(self._buf))
             self._buf, self._buffered = [], 0
         if self._files:
-            with h5py.File(self._files[0], "a") as f:
-                f["context"].resize((len(context),))
-                f["context"][...] = context.astype(self.dtype)
-                f.attrs["n_windows"] = windows_in(
-                    len(context), int(f.attrs["n_tokens"]), self.window
-                )
+            with h5py.File(self._files[0], "r") as f:
+                tokens = f["tokens"][...]
+            self._store(self._files[0], tokens, context)
         return [describe(p) for p in self._files]
 
 

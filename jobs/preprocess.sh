@@ -7,7 +7,8 @@
 # srun starts the ranks; MPI_PLUGIN (default pmi2) must match the MPI that mpi4py uses:
 # pmi2 for MPICH (the `mpich` wheel) and most cluster MPIs. With Open MPI set
 # LAUNCHER="mpiexec -n \$SLURM_NTASKS". A rank that sees an MPI world of 1 while srun started
-# several says so and stops instead of doing the same work N times.
+# several says so and stops instead of doing the same work N times. --kill-on-bad-exit=1 ends the
+# whole step when one task fails, so no rank is left waiting for a dead one until the time limit.
 #SBATCH --job-name=hpc_rnn_preprocess
 #SBATCH --ntasks=4
 #SBATCH --cpus-per-task=1
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-.}"
 py=${HPC_RNN_PYTHON:-python}
-launcher=${LAUNCHER:-srun --mpi=${MPI_PLUGIN:-pmi2}}
+launcher=${LAUNCHER:-srun --mpi=${MPI_PLUGIN:-pmi2} --kill-on-bad-exit=1}
 # shellcheck disable=SC2086 # the launcher is a command line
 $launcher "$py" -m hpc_rnn.preprocess "${CORPUS:?set CORPUS to the recipe text}" --out "${DATA:-data}" \
     ${PREPROCESS_ARGS:-}
