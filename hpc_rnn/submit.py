@@ -414,12 +414,12 @@ def node_fit_hint(job: Job) -> str:
     asks = []
     if p["nodes"] > len({n[0] for n in nodes}):
         asks.append(f"{p['nodes']} nodes, {where} has {len({n[0] for n in nodes})}: lower --nodes")
-    cpus = tasks * p.get("cpus_per_task", 1)
-    if cpus > max(n[1] for n in nodes):
+    per_task = p.get("cpus_per_task", 1)
+    if tasks * per_task > max(n[1] for n in nodes):
+        lower = [o for o, n in (("--cpus-per-task", per_task), (job.tasks_option, tasks)) if n > 1]
         asks.append(
-            f"{cpus} CPUs per node ({tasks} task(s) x {p.get('cpus_per_task', 1)}), the largest"
-            f" node of {where} has {max(n[1] for n in nodes)}: lower --cpus-per-task"
-            + (f" or {job.tasks_option}" if tasks > 1 else "")
+            f"{tasks * per_task} CPUs per node ({tasks} task(s) x {per_task}), the largest"
+            f" node of {where} has {max(n[1] for n in nodes)}: lower {' or '.join(lower)}"
         )
     if p.get("gpus_per_node", 0) > max(n[3] for n in nodes):
         asks.append(
@@ -430,7 +430,10 @@ def node_fit_hint(job: Job) -> str:
     if mem:
         mb = int(mem.group(1)) * {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1 << 20}[mem[2]]
         if mb > max(n[2] for n in nodes):
-            asks.append(f"--mem {p['mem']}, the largest node has {max(n[2] for n in nodes)} MB")
+            asks.append(
+                f"--mem {p['mem']}, the largest node of {where} has"
+                f" {max(n[2] for n in nodes)} MB: lower --mem"
+            )
     if asks:
         return "the job asks " + "; ".join(asks)
     return "change --nodes, --gpus, --cpus-per-task, --mem or --constraint"

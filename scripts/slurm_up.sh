@@ -226,7 +226,9 @@ AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
 GresTypes=gpu
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU RealMemory=$MEM_MB Gres=gpu:$NGPU State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+# A finite MaxTime, as real partitions have: hpc_rnn.submit's check refuses a job over it (without
+# EnforcePartLimits, sbatch queues such a job and it pends forever with PartitionTimeLimit).
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=1-00:00:00 State=UP
 EOF
 
 write_file "$ETC/gres.conf" 644 <<EOF && changed=1

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, check_cmd, clean_env, sacct_state, train_command, wait_until
+from conftest import ROOT, check_cmd, clean_env, run_cmd, sacct_state, train_command, wait_until
 
 from hpc_rnn import checkpoint
 
 pytestmark = pytest.mark.slurm
 
 TINY = "--hidden 32 --log-every 1 --val-windows 100 --warmup-steps 2"
+SUBMIT = [sys.executable, "-m", "hpc_rnn.submit"]
 SMALL_ALLOC = ["--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=1", "--time=10"]
 
 
@@ -104,35 +108,120 @@ def test_preprocess_train_generate_chained_with_sbatch(
 
 def test_submit_through_submitit(slurm_cluster: str, demo_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = run_in(
-        [
-            sys.executable,
-            "-m",
-            "hpc_rnn.submit",
-            "--gpus",
-            "2",
-            "--cpus-per-task",
-            "1",
-            "--time",
-            "00:10:00",
-            "--wait",
-            "--data",
-            str(demo_data),
-            "--run",
-            str(run),
-            *TINY.split(),
-            "--max-steps",
-            "6",
-        ],
-        ROOT,
-        job_env(),
-        timeout=240,
-    )
+    submit_cmd = [
+        *SUBMIT,
+        "--gpus",
+        "2",
+        "--cpus-per-task",
+        "1",
+        "--time",
+        "00:10:00",
+        "--data",
+        str(demo_data),
+        "--run",
+        str(run),
+        *TINY.split(),
+        "--max-steps",
+        "6",
+    ]
+    # The check (sbatch --test-only) is on: a job that fits goes through it.
+    proc = run_in([*submit_cmd, "--wait"], ROOT, job_env(), timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "train: job" in proc.stdout and f"'run': '{run}'" in proc.stdout
     assert checkpoint.load(checkpoint.resolve(run))["step"] == 6
     logs = "".join(p.read_text() for p in (run / "submitit").glob("*_0_log.out"))
     assert "world 2 on cpu" in logs
+
+    # --dry-run prints the very script submitit handed to sbatch, on a login node as on a laptop.
+    job = re.search(r"train: job (\d+),", proc.stdout).group(1)
+    submitted = (run / "submitit" / f"{job}_submission.sh").read_text()
+    laptop = clean_env(PATH=str(Path(sys.executable).parent))
+    for env in (job_env(), laptop):
+        dry = run_in([*submit_cmd, "--dry-run"], ROOT, env)
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout == submitted
+
+
+def submit_refused(tmp_path: Path, *args: str) -> str:
+    """Run hpc_rnn.submit (check on) for a job Slurm cannot start; return its one error line,
+    having checked that the job never reached the queue."""
+    name = f"hpc_rnn_refused_{tmp_path.name}"
+    proc = run_in(
+        [*SUBMIT, "--job-name", name, *args, "--data", "data", "--run", "run"], tmp_path, job_env()
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Slurm would never start"), lines
+    assert check_cmd("squeue", "-h", "--name", name) == ""
+    assert check_cmd("sacct", "-n", "-X", "--name", name) == ""
+    assert not (tmp_path / "run").exists()
+    return lines[0]
+
+
+def test_check_refuses_more_cpus_than_the_node_has(slurm_cluster: str, tmp_path: Path) -> None:
+    line = submit_refused(tmp_path, "--gpus", "2", "--cpus-per-task", "64")
+    assert "Requested node configuration is not available" in line  # Slurm's own words
+    assert "128 CPUs per node" in line and "lower --cpus-per-task or --gpus" in line
+
+
+def test_check_refuses_a_time_over_the_partition_limit(slurm_cluster: str, tmp_path: Path) -> None:
+    line = submit_refused(tmp_path, "--cpus-per-task", "1", "--time", "2-00:00:00")
+    assert "MaxTime 1-00:00:00" in line and "PartitionTimeLimit" in line
+    assert "lower --time" in line
+
+
+def test_no_check_submits_and_wait_reports_the_pending_reason(
+    slurm_cluster: str, tmp_path: Path
+) -> None:
+    # Without the check the job that can never start is queued; --wait says why it waits.
+    proc = subprocess.Popen(
+        [
+            *SUBMIT,
+            "--no-check",
+            "--wait",
+            "--report-every",
+            "1",
+            "--cpus-per-task",
+            "64",
+            "--data",
+            "data",
+            "--run",
+            "run",
+        ],
+        cwd=tmp_path,
+        env=job_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    job = ""
+    try:
+        first = lines.get(timeout=60)
+        job = re.match(r"train: job (\d+), logs ", first).group(1)
+        pending = re.compile(
+            rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d train: job {job}"
+            r" PENDING \((\w+)\)\n"
+        )
+        # Right after submission the reason may read None, until the scheduler has looked.
+        reason = wait_until(
+            lambda: (
+                (m := pending.fullmatch(lines.get(timeout=60)))
+                and m.group(1) != "None"
+                and m.group(1)
+            ),
+            60,
+            "a state line with a pending reason",
+        )
+        assert reason == "PartitionConfig"
+    finally:
+        if job:
+            run_cmd("scancel", job)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2  # a cancelled job is reported, in one line
+    errors = err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: train: job {job} failed"), err
 
 
 def test_a_signalled_job_checkpoints_requeues_and_resumes_exactly(
