@@ -76,6 +76,12 @@ def save(
         atomic.fsync_dir(tmp)
         # A resumed run can reach a step it had saved before it was stopped: the new one wins.
         atomic.publish_dir(tmp, final, overwrite=True)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+        raise CheckpointError(
+            f"could not write checkpoint {final} ({reason}): is the disk full or the path not "
+            f"writable? The checkpoints already in {root} are intact; free space and run again"
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if val_loss is not None:
