@@ -3,6 +3,10 @@
 #
 #   RUN=runs/train OUT=recipes N=50 sbatch jobs/generate.sh
 #   PROMPT="chocolate cake" GENERATE_ARGS="--temperature 0.7" sbatch jobs/generate.sh
+#   sbatch jobs/generate.sh --temperature 0.7 --prompt "chocolate cake"   # flags after the name
+#
+# GENERATE_ARGS is split at whitespace and nothing else (no globbing, no quotes); a value with a
+# space goes in PROMPT or after the script name. Flags after the script name win.
 #SBATCH --job-name=hpc_rnn_generate
 #SBATCH --ntasks=1
 #SBATCH --gpus-per-node=1
@@ -12,6 +16,8 @@
 set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-.}"
 py=${HPC_RNN_PYTHON:-python}
-# shellcheck disable=SC2086 # extra arguments are a list
+# `read -ra` splits at whitespace without the pathname expansion of an unquoted ${GENERATE_ARGS}.
+read -ra generate_args <<<"${GENERATE_ARGS:-}"
 "$py" -m hpc_rnn.generate --checkpoint "${RUN:-runs/train}" --n "${N:-20}" \
-    --out "${OUT:-${RUN:-runs/train}/recipes}" ${PROMPT:+--prompt "$PROMPT"} ${GENERATE_ARGS:-}
+    --out "${OUT:-${RUN:-runs/train}/recipes}" ${PROMPT:+--prompt "$PROMPT"} \
+    "${generate_args[@]}" "$@"

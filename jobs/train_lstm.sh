@@ -5,9 +5,13 @@
 #   DATA=/scratch/me/data RUN=/scratch/me/run1 sbatch --nodes=2 jobs/train_lstm.sh
 #   sbatch --gpus-per-node=2 --ntasks-per-node=2 --time=2:00:00 jobs/train_lstm.sh
 #   TRAIN_ARGS="--epochs 50 --batch-size 256" sbatch jobs/train_lstm.sh
+#   sbatch jobs/train_lstm.sh --epochs 50 --batch-size 256      # the same: after the script name
 #
-# Every #SBATCH line can be overridden on the sbatch command line; the training settings come
-# from the environment (sbatch passes it on). Keep --ntasks-per-node equal to the GPUs per node.
+# Every #SBATCH line can be overridden on the sbatch command line (before the script name); the
+# training flags come after the script name, or from TRAIN_ARGS in the environment (sbatch passes
+# it on). TRAIN_ARGS is split at whitespace and nothing else: no globbing, no quotes, so a value
+# with a space goes after the script name instead. Flags after the script name win over
+# TRAIN_ARGS. Keep --ntasks-per-node equal to the GPUs per node.
 #
 # Time limits and pre-emption: Slurm sends USR2 to every rank 300 s before the limit (and TERM
 # on pre-emption). The ranks agree to stop at the next step, rank 0 writes a checkpoint and
@@ -30,10 +34,12 @@ py=${HPC_RNN_PYTHON:-python}
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 echo "$(date -Is) job ${SLURM_JOB_ID:-?} start ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-?}:" \
      "${SLURM_NTASKS:-1} tasks, GPUs ${CUDA_VISIBLE_DEVICES:-none}"
+# `read -ra` splits at whitespace without the pathname expansion of an unquoted ${TRAIN_ARGS}.
+read -ra train_args <<<"${TRAIN_ARGS:-}"
 # srun passes USR2/TERM on to every task; --kill-on-bad-exit ends all ranks when one fails.
 # `&` + `wait` keeps the batch shell responsive to signals meanwhile.
 srun --kill-on-bad-exit=1 "$py" -m hpc_rnn.train --data "${DATA:-data}" --run "${RUN:-runs/train}" \
-    --resume auto --max-requeues "${HPC_RNN_MAX_REQUEUES:-50}" ${TRAIN_ARGS:-} &
+    --resume auto --max-requeues "${HPC_RNN_MAX_REQUEUES:-50}" "${train_args[@]}" "$@" &
 wait $! && rc=0 || rc=$?
 echo "$(date -Is) job ${SLURM_JOB_ID:-?} training exited with $rc"
 exit "$rc"

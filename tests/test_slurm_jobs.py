@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slurm
 
 TINY = "--hidden 32 --log-every 1 --val-windows 100 --warmup-steps 2"
 SUBMIT = [sys.executable, "-m", "hpc_rnn.submit"]
+ONE_TASK = ["--ntasks-per-node=1", "--gpus-per-node=1", "--cpus-per-task=1", "--time=10"]
 SMALL_ALLOC = ["--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=1", "--time=10"]
 
 
@@ -40,8 +41,12 @@ def run_in(
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def sbatch(script: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
-    proc = run_in(["sbatch", "--parsable", *args, str(ROOT / "jobs" / script)], cwd, env)
+def sbatch(
+    script: str, *args: str, cwd: Path, env: dict[str, str], script_args: tuple[str, ...] = ()
+) -> str:
+    """`sbatch --parsable ARGS jobs/SCRIPT SCRIPT_ARGS`; the job id."""
+    cmd = ["sbatch", "--parsable", *args, str(ROOT / "jobs" / script), *script_args]
+    proc = run_in(cmd, cwd, env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().split(";")[0]
 
@@ -231,15 +236,7 @@ def test_a_signalled_job_checkpoints_requeues_and_resumes_exactly(
     args = f"{TINY} --max-steps {steps} --epochs 100 --ckpt-every-steps 1000"
     run = tmp_path / "run"
     env = job_env(DATA=str(demo_data), RUN=str(run), TRAIN_ARGS=args)
-    job = sbatch(
-        "train_lstm.sh",
-        "--ntasks-per-node=1",
-        "--gpus-per-node=1",
-        "--cpus-per-task=1",
-        "--time=10",
-        cwd=tmp_path,
-        env=env,
-    )
+    job = sbatch("train_lstm.sh", *ONE_TASK, cwd=tmp_path, env=env)
     wait_until(lambda: len(train_steps(run)) >= 5, 120, "training to take 5 steps")
     # What Slurm sends at --signal=USR2@300 before the time limit, to every task of the step.
     check_cmd("scancel", "--signal=USR2", job)
@@ -264,3 +261,25 @@ def test_a_signalled_job_checkpoints_requeues_and_resumes_exactly(
     a = checkpoint.load(checkpoint.resolve(run))["model"]
     b = checkpoint.load(checkpoint.resolve(straight))["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_template_passes_arguments_after_the_script_name(
+    slurm_cluster: str, demo_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    env = job_env(DATA=str(demo_data), RUN=str(run), TRAIN_ARGS="--log-every 1 --max-steps 50")
+    # After the script name: the training's flags, over TRAIN_ARGS.
+    after = ("--hidden", "16", "--max-steps", "3")
+    job = sbatch("train_lstm.sh", *ONE_TASK, cwd=tmp_path, env=env, script_args=after)
+    assert wait_done(job) == "COMPLETED", (tmp_path / f"hpc_rnn_train-{job}.out").read_text()
+    assert train_steps(run) == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["model"]["hidden"] == 16
+
+
+def test_train_args_are_not_globbed(slurm_cluster: str, demo_data: Path, tmp_path: Path) -> None:
+    # Unquoted, "1*" would expand to the file "11" here and train silently with seed 11.
+    (tmp_path / "11").touch()
+    env = job_env(DATA=str(demo_data), RUN=str(tmp_path / "run"), TRAIN_ARGS="--seed 1*")
+    job = sbatch("train_lstm.sh", *ONE_TASK, cwd=tmp_path, env=env)
+    assert wait_done(job) == "FAILED"
+    assert "invalid int value: '1*'" in (tmp_path / f"hpc_rnn_train-{job}.out").read_text()
