@@ -230,6 +230,7 @@ def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True
     """
     directory = Path(directory)
     doc = read_manifest(directory)
+    again = f"preprocess the corpus again (`python -m hpc_rnn.preprocess CORPUS --out {directory}`)"
     window = int(doc["window"])
     parts: list[np.ndarray] = []
     stream_tail = np.zeros(0, np.int64)
@@ -238,16 +239,18 @@ def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True
             continue
         path = directory / info.file
         if not path.is_file():
-            raise DataFormatError(f"shard {path} listed in the manifest is missing")
+            raise DataFormatError(f"shard {path} listed in the manifest is missing: {again}")
         if verify and file_sha256(path) != info.sha256:
-            raise DataFormatError(f"shard {path} does not match its checksum: preprocess again")
+            raise DataFormatError(
+                f"shard {path} does not match its checksum (truncated or corrupt): {again}"
+            )
         with h5py.File(path, "r") as f:
             if f.attrs["vocab_hash"] != doc["vocab_hash"]:
-                raise DataFormatError(f"shard {path} was made with another vocabulary")
+                raise DataFormatError(f"shard {path} was made with another vocabulary: {again}")
             tokens = f["tokens"][...]
             context = f["context"][...]
         if not np.array_equal(context.astype(np.int64), stream_tail[-window:]):
-            raise DataFormatError(f"shard {path} does not continue the shard before it")
+            raise DataFormatError(f"shard {path} does not continue the shard before it: {again}")
         parts.append(tokens)
         stream_tail = np.concatenate([stream_tail, tokens.astype(np.int64)])[-window:]
     if not parts:

@@ -277,7 +277,7 @@ def test_write_failing_half_way_keeps_the_earlier_output(
     cfg = config.PreprocessConfig(
         corpus=str(demo_corpus), out=str(good_out), overwrite=True, shard_tokens=1000
     )
-    with pytest.raises(preprocess.IOFailure, match="disk full.*earlier output is unchanged"):
+    with pytest.raises(preprocess.IOFailure, match=r"disk full.*earlier output is unchanged"):
         preprocess.preprocess(cfg, comm=SingleProcess())
     assert calls == [1000]  # one shard was written before the failure
     assert snapshot(good_out) == before

@@ -91,7 +91,7 @@ def test_load_refuses_an_edited_file(tmp_path: Path):
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["decoding"][0], meta["decoding"][1] = meta["decoding"][1], meta["decoding"][0]
     path.write_text(json.dumps(meta), encoding="utf-8")
-    with pytest.raises(VocabError, match="content hash.*preprocess the corpus again"):
+    with pytest.raises(VocabError, match=r"content hash.*preprocess the corpus again"):
         load_vocab(tmp_path)
 
 
