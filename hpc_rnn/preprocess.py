@@ -15,9 +15,9 @@ text.MAX_PIECE_BYTES (1 MiB, cut at whitespace) and a piece's tokens are encoded
 a NumPy array, so one piece costs about 10 bytes of RSS per byte of text (its bytes, its
 decoded and lowered copies, its token ids); the writer buffers at most 2 x shard_tokens token
 ids (16 MB at the default 4 Mi tokens); the word counts cost ~100 bytes per distinct word, on
-rank 0 once per rank while they are summed. The demo corpus peaks at ~100 MB RSS (the
-interpreter, NumPy and h5py), and a corpus holding one 8 MB recipe on one line within ~25 MB of
-that (tested).
+rank 0 once per rank while they are summed. The demo corpus peaks at ~50 MB RSS (the
+interpreter, NumPy and h5py), and the same with one 8 MB recipe on one line added at ~76 MB
+(tested with a bound of +50 MB; the old whole-recipe reader took ~22 x the recipe).
 
 Output: the new directory is assembled under a hidden sibling name and renamed into place. An
 earlier output replaced with --overwrite is moved aside and then only the files its manifest
