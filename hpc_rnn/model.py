@@ -28,10 +28,6 @@ _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 class RecurrentLM(nn.Module):
     def __init__(self, n_words: int, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.cell not in _GATES:
-            raise ValueError(f"unknown cell {cfg.cell!r}: choose one of {', '.join(_GATES)}")
-        if cfg.layers < 1:
-            raise ValueError(f"a model needs at least one layer, got {cfg.layers}")
         self.cfg = cfg
         self.n_words = n_words
         width = _GATES[cfg.cell] * cfg.hidden

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpc_rnn.cli import UserError
 from hpc_rnn.config import ModelConfig
 from hpc_rnn.model import RecurrentLM, _LSTMSequence
 
@@ -182,6 +183,6 @@ def test_state_parameters_checkpoint_keys_and_init() -> None:
         assert p.abs().max() <= bound
 
 
-def test_unknown_cell_raises() -> None:
-    with pytest.raises(ValueError, match="unknown cell"):
-        RecurrentLM(N_WORDS, ModelConfig(cell="rnn"))
+def test_unknown_cell_is_refused_by_the_config() -> None:
+    with pytest.raises(UserError, match="--cell must be one of lstm, gru"):
+        ModelConfig(cell="rnn")
