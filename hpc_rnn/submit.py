@@ -354,6 +354,7 @@ _REASON_OPTION = {
     "generic resource": "--gpus",
     "memory": "--mem",
     "node count": "--nodes",
+    "qos policy": "--time, --nodes, --gpus or --qos",  # "Job violates accounting/QOS policy"
 }
 
 
