@@ -148,7 +148,10 @@ def prune(run_dir: str | os.PathLike, keep_last: int, *, written: Path | None = 
             continue
         good += 1
         if good > max(keep_last, 1) and path.name not in keep:
-            shutil.rmtree(path)
+            # Renamed first, so a kill mid-delete leaves a temporary, not a half checkpoint.
+            doomed = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, doomed)
+            shutil.rmtree(doomed)
             removed.append(path)
     # Temporaries of this module's own names whose writer is gone; the run lock guarantees
     # that no other live process writes here.

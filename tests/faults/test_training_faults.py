@@ -383,3 +383,101 @@ def test_abbreviated_flags_win_over_a_preset():
     cfg = train.parse_config(["--data", "d", "--run", "r", "--pre", "seed", "--batch", "7"])
     assert cfg.batch_size == 7 and cfg.objective == "last"
     assert config.TrainConfig(batch_size=7).batch_size == 7
+
+
+# ---------------------------------------------------------------------------------------------
+# Kills and signals at awkward moments
+
+
+def test_kill_9_while_writing_checkpoints_leaves_only_whole_ones(demo_data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    # A wide model checkpointed every step: most of the run is spent writing checkpoints.
+    big = ("--hidden", "256", "--max-steps", "100000", "--ckpt-every-steps", "1")
+    for kill_after in (3, 6, 9):
+        proc = start_train(demo_data, run, *big)
+        wait_for_step(proc, run, kill_after)
+        time.sleep(0.13 * kill_after % 0.3)  # land at different points of the write
+        proc.kill()
+        proc.communicate()
+        for step in steps_on_disk(run):  # whatever has a marker is whole
+            assert checkpoint.verify(checkpoint.step_dir(run, step)) is None
+    newest = max(loadable_steps(run))
+    done = run_train(demo_data, run, "--hidden", "256", "--max-steps", str(newest + 2))
+    assert done.returncode == 0, done.stderr
+    assert f"resuming at step {newest}" in done.stdout
+    assert not list((run / checkpoint.CHECKPOINTS).glob(".step-*"))  # the killed writers' temps
+    assert steps_logged(run) == sorted(set(steps_logged(run)))
+
+
+def test_signals_during_writes_repeated_and_before_the_first_step(demo_data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    proc = start_train(demo_data, run, "--max-steps", "100000")
+    for line in proc.stdout:  # printed after the handlers are installed, before step 1
+        if "starting fresh" in line:
+            break
+    for _ in range(3):  # a signal before the first step, then two more on top of it
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_STOPPED, err
+    assert out.count("stopped by SIGUSR1") == 1 and "Traceback" not in err
+    first_stop = max(loadable_steps(run))
+
+    # Checkpoint written at every step, so the next signal lands while one is being written.
+    proc = start_train(demo_data, run, "--max-steps", "100000", "--ckpt-every-steps", "1")
+    wait_for_step(proc, run, first_stop + 3)
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_STOPPED, err
+    stop_step = int(out.split("stopped by SIGUSR1 at step ")[1].split(":")[0])
+    assert max(loadable_steps(run)) == stop_step
+    done = run_train(demo_data, run, "--max-steps", str(stop_step + 2))
+    assert f"resuming at step {stop_step}" in done.stdout, done.stderr
+    assert steps_logged(run) == list(range(1, stop_step + 3))
+
+
+def test_a_requeue_past_the_cap_is_not_made(demo_data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    env = clean_env(SLURM_JOB_ID="4243", SLURM_RESTART_COUNT="3")
+    proc = start_train(demo_data, run, "--max-steps", "100000", "--max-requeues", "3", env=env)
+    wait_for_step(proc, run, 2)
+    proc.send_signal(signal.SIGUSR2)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_STOPPED, err
+    assert "not requeueing job 4243: restarted 3 times already" in out
+    assert loadable_steps(run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_stopped_rank_ends_the_other_within_the_timeout(demo_data: Path, tmp_path: Path):
+    env = clean_env(WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    run = tmp_path / "run"
+    cmd = train_command(demo_data, run, *TINY, "--max-steps", "100000", "--dist-timeout-s", "20")
+    ranks = [
+        subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    try:
+        wait_for_step(ranks[0], run, 3)
+        ranks[1].send_signal(signal.SIGSTOP)  # alive but silent: no connection is closed
+        stopped_at = time.monotonic()
+        _, err = ranks[0].communicate(timeout=240)
+        assert ranks[0].returncode == train.EXIT_PEER_LOST, err[-2000:]
+        assert "lost contact with another rank" in err and "Traceback" not in err
+        assert time.monotonic() - stopped_at < 200  # the 20 s timeout, with room for load
+    finally:
+        ranks[1].kill()
+        ranks[1].communicate()
+        ranks[0].kill()
