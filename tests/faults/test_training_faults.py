@@ -481,3 +481,19 @@ def test_a_stopped_rank_ends_the_other_within_the_timeout(demo_data: Path, tmp_p
         ranks[1].kill()
         ranks[1].communicate()
         ranks[0].kill()
+
+
+def test_an_empty_validation_split_is_a_loud_warning_not_nan_lines(tmp_path: Path, run_preprocess):
+    corpus = tmp_path / "one.txt"
+    made = run_in_repo(
+        [sys.executable, "-m", "hpc_rnn.demo_corpus", "--recipes", "3", "--out", corpus],
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    data = tmp_path / "data"
+    assert run_preprocess(corpus, "--out", data, "--min-count", "1").returncode == 0
+    run = tmp_path / "run"
+    done = run_train(data, run, "--epochs", "1")
+    assert done.returncode == 0, done.stderr
+    assert "has no held-out windows" in done.stderr and "nan" not in done.stdout.lower()
+    assert loadable_steps(run) and checkpoint.read_best(run) is None
