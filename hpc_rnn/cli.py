@@ -25,6 +25,22 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+EXIT_CODES = {0: "done", EXIT_USER_ERROR: "a mistake in the input: one error line, nothing changed"}
+
+
+def command_parser(prog: str, doc: str, exit_codes: dict[int, str] | None = None) -> Parser:
+    """The parser of a command: its module docstring (with the usage examples) as the
+    description, its exit codes as the epilog, line breaks kept."""
+    codes = {**EXIT_CODES, **(exit_codes or {})}
+    return Parser(
+        prog=f"python -m {prog}",
+        description=doc.strip(),
+        epilog="exit codes:\n"
+        + "\n".join(f"  {c:>3}  {what}" for c, what in sorted(codes.items())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def run_main(main: Callable[[], int | None]) -> int:
     """Run a command's body; a `UserError` becomes `error: ...` on stderr and exit code 2."""
     keep_freed_memory()

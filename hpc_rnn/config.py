@@ -13,6 +13,11 @@ from typing import Any, Literal
 from hpc_rnn.cli import UserError
 
 
+def opt(default: Any, help: str) -> Any:
+    """A config field and its --help text: the one place where a setting is explained."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 def flag(name: str) -> str:
     """The command-line spelling of a config field."""
     return "--" + name.replace("_", "-")
@@ -37,22 +42,24 @@ def check_choices(cfg: Any) -> None:
 
 @dataclass
 class PreprocessConfig:
-    corpus: str = ""
-    out: str = ""
-    window: int = 50  # words of context per training example (the lecture's sentence_len)
-    min_count: int = 5  # words seen fewer times are removed (or mapped to <unk>)
-    unk: bool = False  # map rare words to <unk> instead of removing them
-    val_fraction: float = 0.05  # share of whole recipes held out for validation
-    shard_tokens: int = 1 << 22  # tokens per HDF5 shard: bounds the writer's memory
-    overwrite: bool = False
+    corpus: str = opt("", "recipe text (MasterCook or Meal-Master layout)")
+    out: str = opt("", "directory for vocab.json, shards and manifest")
+    window: int = opt(50, "words of context per training example (the lecture's sentence_len)")
+    min_count: int = opt(5, "words seen fewer times are removed (or mapped to <unk>)")
+    unk: bool = opt(False, "map rare words to <unk> instead of removing them")
+    val_fraction: float = opt(0.05, "share of whole recipes held out for validation")
+    shard_tokens: int = opt(1 << 22, "tokens per HDF5 shard: bounds the writer's memory")
+    overwrite: bool = opt(
+        False, "replace an earlier output of this command in --out (never other files)"
+    )
 
 
 @dataclass
 class ModelConfig:
-    cell: Literal["lstm", "gru"] = "lstm"  # the lecture's LSTM, or a GRU
-    hidden: int = 256
-    layers: int = 1
-    dropout: float = 0.0  # between stacked layers and before the output layer
+    cell: Literal["lstm", "gru"] = opt("lstm", "the recurrent cell: the lecture's LSTM, or a GRU")
+    hidden: int = opt(256, "units per recurrent layer")
+    layers: int = opt(1, "stacked recurrent layers")
+    dropout: float = opt(0.0, "dropout between stacked layers and before the output layer")
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -66,40 +73,53 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    data: str = ""  # a directory written by hpc_rnn.preprocess
-    run: str = ""  # checkpoints, metrics, plots and config go here
+    data: str = opt("", "a directory written by hpc_rnn.preprocess")
+    run: str = opt("", "directory for checkpoints, metrics, plots and config")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    # "all": predict the next word at every position of a window (windows cut with stride =
-    # window); "last": the lecture's, predict only the word after each window (stride 1).
-    objective: Literal["all", "last"] = "all"
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 3e-3  # for the effective batch (batch_size x world size); see README
-    momentum: float = 0.0  # sgd only
-    weight_decay: float = 0.0
-    schedule: Literal["cosine", "constant"] = "cosine"  # after a linear warm-up
-    warmup_steps: int = 10
-    batch_size: int = 0  # windows per step on each rank; 0: by device (train.AUTO_BATCH)
-    epochs: int = 20
-    max_steps: int = 0  # stop after this many steps in all (0: run the epochs)
-    clip: float = 1.0  # gradient norm clipping (0: off); the lecture warns of exploding gradients
-    seed: int = 0
-    ckpt_every_steps: int = 500
-    ckpt_every_minutes: float = 10.0
-    keep_last: int = 3  # checkpoints kept besides the best by validation loss
-    resume: str = "auto"  # "auto" (newest valid checkpoint in run/), "never", or a checkpoint path
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda if available
-    log_every: int = 10  # steps between metric lines
-    # Validation: next-word loss after a full window (the lecture's task, whatever the
-    # objective), on at most this many evenly spaced held-out windows (0: all of them).
-    val_windows: int = 8192
-    val_every_steps: int = 0  # also validate (and checkpoint) every this many steps (0: per epoch)
-    # Signals that mean "checkpoint at the next step boundary and exit": Slurm sends TERM at a
-    # time limit or pre-emption and the --signal of the job script before it; INT is Ctrl-C
-    # (a second one exits at once).
-    stop_signals: str = "USR1,USR2,TERM,INT"
-    requeue: bool = True  # under Slurm, requeue the job after a signal-checkpoint (rank 0)
-    max_requeues: int = 50  # a job restarted this often is not requeued again
-    dist_timeout_s: float = 600.0  # a rank waits this long for a dead peer before failing
+    objective: Literal["all", "last"] = opt(
+        "all",
+        "all: predict the next word at every position of a window (windows cut with stride = "
+        "window); last: the lecture's, only the word after each window (stride 1)",
+    )
+    optimizer: Literal["adamw", "sgd"] = opt("adamw", "the optimizer")
+    lr: float = opt(3e-3, "learning rate for the effective batch (batch size x ranks); see README")
+    momentum: float = opt(0.0, "SGD momentum")
+    weight_decay: float = opt(0.0, "weight decay")
+    schedule: Literal["cosine", "constant"] = opt(
+        "cosine", "learning rate after the warm-up: cosine decay to 5 %%, or constant"
+    )
+    warmup_steps: int = opt(10, "steps of linear learning-rate warm-up")
+    batch_size: int = opt(0, "windows per step on each rank; 0 picks by device (CPU 32, GPU 128)")
+    epochs: int = opt(20, "passes over the training windows")
+    max_steps: int = opt(0, "stop after this many steps in all (0: run the epochs)")
+    clip: float = opt(1.0, "gradient norm clipping (0: off)")
+    seed: int = opt(0, "seed of the initial weights and the data order")
+    ckpt_every_steps: int = opt(500, "write a checkpoint every this many steps")
+    ckpt_every_minutes: float = opt(10.0, "and every this many minutes")
+    keep_last: int = opt(3, "checkpoints kept (those that verify), besides the best one")
+    resume: str = opt(
+        "auto",
+        "auto: the run's newest checkpoint that loads; never: refuse a run that has one; or a "
+        "checkpoint path, which seeds a run that has none of its own",
+    )
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto: this rank's GPU if there is one")
+    log_every: int = opt(10, "steps between metric lines")
+    val_windows: int = opt(
+        8192,
+        "held-out windows per validation, evenly spaced (0: all); validation is the next word "
+        "after a full window, whatever the objective",
+    )
+    val_every_steps: int = opt(
+        0, "also validate (and checkpoint) every this many steps (0: once an epoch)"
+    )
+    stop_signals: str = opt(
+        "USR1,USR2,TERM,INT",
+        "signals that checkpoint at the next step and exit 75; USR1/USR2 (the job script's "
+        "warning before the time limit) also requeue the job; a second INT exits at once",
+    )
+    requeue: bool = opt(True, "under Slurm, requeue the job after a time-limit checkpoint")
+    max_requeues: int = opt(50, "a job restarted this often is not requeued again")
+    dist_timeout_s: float = opt(600.0, "seconds a rank waits for a dead peer before failing")
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -157,20 +177,33 @@ def describe(cfg: Any) -> str:
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Expose every field of a config dataclass as a `--flag` with the dataclass default."""
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    help: dict[str, str] | None = None,
+) -> None:
+    """Expose every field of a config dataclass as a `--flag` with its default, choices and help
+    (the field's own, unless `help` gives another for that field)."""
     defaults = cls()
     for f in fields(cls):
         if f.name in skip:
             continue
         default = getattr(defaults, f.name)
+        text = (help or {}).get(f.name) or f.metadata.get("help", "")
+        if "(default:" not in text:
+            text += f" (default: {default if default != '' else 'none'})"
         if isinstance(default, bool):
             parser.add_argument(
-                flag(f.name), action=argparse.BooleanOptionalAction, default=default
+                flag(f.name), action=argparse.BooleanOptionalAction, default=default, help=text
             )
         else:
             parser.add_argument(
-                flag(f.name), type=type(default), default=default, choices=choices(cls, f.name)
+                flag(f.name),
+                type=type(default),
+                default=default,
+                choices=choices(cls, f.name),
+                help=text,
             )
 
 
@@ -182,38 +215,53 @@ def from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
 
 @dataclass
 class GenerateConfig:
-    checkpoint: str = ""  # a checkpoint step directory, or a run directory (its newest checkpoint)
-    out: str = ""  # recipe-0001.txt ... and manifest.jsonl go here
-    vocab: str = (
-        ""  # a preprocessed data directory to read vocab.json from (default: the run's data)
+    checkpoint: str = opt(
+        "", "a run directory (its newest checkpoint that loads), a step directory, or its state.pt"
     )
-    n: int = 20  # recipes
-    context: str = "carry"  # "carry" (state carried, one word per step) or "window" (the lecture's)
-    temperature: float = 0.8  # 0: always the most likely word (the lecture's argmax)
-    top_k: int = 0  # sample among the k most likely words only (0: all)
-    top_p: float = 1.0  # sample among the most likely words that make up this probability
-    prompt: str = ""  # the title to start from (default: a random title word)
-    max_words: int = 600  # words written after the seed, at most, per recipe
-    batch: int = 32  # recipes generated at once
-    seed: int = 0
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda"
-    overwrite: bool = False  # replace recipes already in the output directory
+    out: str = opt("", "directory for recipe-0001.txt ... and manifest.jsonl")
+    vocab: str = opt(
+        "", "a preprocessed data directory to read vocab.json from (default: the run's data)"
+    )
+    n: int = opt(20, "recipes to write")
+    context: Literal["carry", "window"] = opt(
+        "carry",
+        "carry: the state runs through the recipe, one word a step; window: the lecture's, "
+        "each word from the last 50",
+    )
+    temperature: float = opt(0.8, "sampling temperature; 0 always takes the most likely word")
+    top_k: int = opt(0, "sample among the k most likely words only (0: all)")
+    top_p: float = opt(1.0, "sample among the most likely words that make up this probability")
+    prompt: str = opt("", "the title to start from (default: a random title word)")
+    max_words: int = opt(600, "words written after the seed, at most, per recipe")
+    batch: int = opt(32, "recipes generated at once")
+    seed: int = opt(0, "sampling seed")
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto: a GPU if there is one")
+    overwrite: bool = opt(False, "replace recipes already in the output directory")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
 class EvaluateConfig:
-    checkpoint: str = ""  # a run directory (its newest checkpoint) or a step directory
-    data: str = ""  # preprocessed data to evaluate on (default: the run's own)
-    split: str = "val"
-    corpus: str = ""  # evaluate on this recipe text instead (encoded with the model's vocabulary)
-    windows: int = 8192  # held-out windows, evenly spaced (0: all)
-    batch_size: int = 256
-    recipes: str = ""  # score the recipe-*.txt files of this directory
-    generate: int = 0  # also generate this many recipes per context mode and score them
-    contexts: str = "carry,window"  # context modes for --generate
-    reference: str = (
-        ""  # corpus for the ingredient lexicon and the ceiling (default: the training corpus)
+    checkpoint: str = opt(
+        "", "a run directory (its newest checkpoint that loads), a step directory, or its state.pt"
     )
-    seed: int = 0
-    device: str = "auto"
-    out: str = ""  # write the report as JSON here too
+    data: str = opt("", "preprocessed data to evaluate on (default: the run's own)")
+    split: Literal["val", "train"] = opt("val", "which split of --data")
+    corpus: str = opt("", "evaluate on this recipe text instead (read with the model's vocabulary)")
+    windows: int = opt(8192, "held-out windows, evenly spaced (0: all)")
+    batch_size: int = opt(256, "windows per forward pass")
+    recipes: str = opt("", "also score the recipe-*.txt files of this directory")
+    generate: int = opt(0, "also generate this many recipes per context mode and score them")
+    contexts: str = opt("carry,window", "context modes for --generate")
+    reference: str = opt(
+        "",
+        "corpus for the ingredient lexicon and the ceiling scores (default: the training corpus)",
+    )
+    seed: int = opt(0, "sampling seed for --generate")
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto: a GPU if there is one")
+    out: str = opt("", "also write the report as JSON to this file")
+
+    def __post_init__(self) -> None:
+        check_choices(self)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from hpc_rnn import atomic, checkpoint, config, text
-from hpc_rnn.cli import Parser, UserError, run_main
+from hpc_rnn.cli import UserError, command_parser, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig
 from hpc_rnn.distributed import pick_device
 from hpc_rnn.model import RecurrentLM, State
@@ -219,7 +219,7 @@ def write_recipes(out: Path, recipes: list[list[str]], common: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m hpc_rnn.generate", description=__doc__.split("\n")[0])
+    parser = command_parser("hpc_rnn.generate", __doc__)
     parser.add_argument(
         "--checkpoint", required=True, help="a checkpoint step directory, or a run directory"
     )

@@ -27,7 +27,6 @@ a directory holding anything else is refused, never cleaned.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -43,7 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hpc_rnn import atomic, config, shards, text
-from hpc_rnn.cli import EXIT_USER_ERROR, UserError, run_main
+from hpc_rnn.cli import EXIT_USER_ERROR, UserError, command_parser, run_main
 from hpc_rnn.mpi import RanksFailed, agree, mpi_world, stop_all_on_error
 from hpc_rnn.vocab import VOCAB_FILE, Vocab, build_vocab
 
@@ -382,17 +381,15 @@ def _progress(items: Any, rank: int, what: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpc_rnn.preprocess", description=__doc__.split("\n")[0]
-    )
+    parser = command_parser("hpc_rnn.preprocess", __doc__)
     parser.add_argument("corpus", help="recipe text (MasterCook or Meal-Master layout)")
     parser.add_argument(
         "--out", required=True, help="directory for vocab.json, shards and manifest"
     )
     config.add_arguments(parser, config.PreprocessConfig, skip=("corpus", "out"))
-    args = parser.parse_args(argv)
 
     def body() -> int:
+        args = parser.parse_args(argv)
         cfg = config.from_args(config.PreprocessConfig, args)
         comm = mpi_world()
         try:
