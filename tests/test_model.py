@@ -1,4 +1,5 @@
-"""RecurrentLM against the lecture's dense network: one-hot input -> nn.LSTM/nn.GRU -> Linear."""
+"""RecurrentLM against the lecture's dense network: one-hot input -> nn.LSTM/nn.GRU -> Linear;
+carried state, dropout, parameters. The first layer's two paths: tests/test_recurrence.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from hpc_rnn.cli import UserError
 from hpc_rnn.config import ModelConfig
-from hpc_rnn.model import RecurrentLM, _LSTMSequence
+from hpc_rnn.model import RecurrentLM
 
 N_WORDS = 37
 CELLS = ["lstm", "gru"]
@@ -92,44 +93,6 @@ def test_equals_dense_one_hot_network_outputs_and_gradients(cell: str, layers: i
     for name, (ref, transposed) in pairs.items():
         want = ref.grad.t() if transposed else ref.grad
         torch.testing.assert_close(params[name].grad, want, atol=1e-5, rtol=0, msg=name)
-
-
-@pytest.mark.parametrize("outputs", ["all", "sequence only"])
-def test_hand_written_lstm_backward_matches_numerical_gradients(outputs: str) -> None:
-    g = torch.Generator().manual_seed(3)
-    steps, batch, hidden = 5, 3, 4
-    args = [
-        torch.randn(shape, generator=g, dtype=torch.double, requires_grad=True)
-        for shape in ((steps, batch, 4 * hidden), (4 * hidden,), (batch, hidden), (batch, hidden))
-    ]
-    args.append(torch.randn(4 * hidden, hidden, generator=g, dtype=torch.double) * 0.5)
-    args[-1].requires_grad_()
-
-    def run(*a: torch.Tensor):
-        out, h, c = _LSTMSequence.apply(*a)
-        # "sequence only" leaves the final state unused, as training does: no gradient flows in.
-        return (out, h, c) if outputs == "all" else out
-
-    assert torch.autograd.gradcheck(run, args)
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_loop_and_functional_paths_agree_forward_and_backward(cell: str) -> None:
-    model = _model(cell, layers=2)
-    tokens = _tokens()
-    state = _random_state(model, tokens.shape[0])
-    results = []
-    for functional in (False, True):
-        model._functional = functional
-        model.zero_grad()
-        logits, final = model(tokens, state)
-        _loss(logits, final).backward()
-        results.append((logits, final, {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (loop_logits, loop_final, loop_grads), (fn_logits, fn_final, fn_grads) = results
-    torch.testing.assert_close(loop_logits, fn_logits, atol=1e-5, rtol=0)
-    torch.testing.assert_close(loop_final, fn_final, atol=1e-5, rtol=0)
-    for name, grad in loop_grads.items():
-        torch.testing.assert_close(grad, fn_grads[name], atol=1e-5, rtol=0, msg=name)
 
 
 @pytest.mark.parametrize("cell", CELLS)
