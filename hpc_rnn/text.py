@@ -56,11 +56,6 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(normalize(text).lower())
 
 
-def iter_tokens(text: str) -> Iterator[str]:
-    """`tokenize` one word at a time, without a list of all of them."""
-    return (m.group() for m in _TOKEN.finditer(normalize(text).lower()))
-
-
 def normalize(text: str) -> str:
     """CRLF and CR to LF, DOS control characters removed."""
     return text.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL)

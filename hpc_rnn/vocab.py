@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,14 +47,10 @@ class Vocab:
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
         """Indices of `tokens`; rare words are dropped, or mapped to `<unk>` with `unk`."""
-        return list(self.iter_encode(tokens))
-
-    def iter_encode(self, tokens: Iterable[str]) -> Iterator[int]:
-        """`encode` one index at a time."""
         idx = self.index
         if self.unk:
-            return (idx.get(t, 0) for t in tokens)
-        return (idx[t] for t in tokens if t in idx)
+            return [idx.get(t, 0) for t in tokens]
+        return [idx[t] for t in tokens if t in idx]
 
     def decode(self, indices: list[int]) -> list[str]:
         return [self.words[i] for i in indices]
