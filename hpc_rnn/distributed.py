@@ -4,9 +4,14 @@ srun, submitit, or none), and the process group up and down."""
 from __future__ import annotations
 
 import os
+import re
+import socket
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -43,12 +48,37 @@ def first_host(nodelist: str) -> str:
     return prefix + ranges.split(",")[0].split("-")[0]
 
 
+# Rendezvous ports derived from the job when no directory is shared: below Linux's ephemeral
+# range (32768-60999), so no outgoing connection of another program can be holding one.
+PORT_BASE, PORT_SPAN = 20000, 12768
+
+
+def derived_port(job: int, step: int) -> int:
+    """A port for job step (job, step): two steps of one job differ, and two jobs only collide
+    when their ids differ by a multiple of PORT_SPAN (the rendezvous file avoids even that)."""
+    return PORT_BASE + (job + step * 7919) % PORT_SPAN
+
+
+def tasks_per_node(spec: str) -> list[int]:
+    """Slurm's SLURM_STEP_TASKS_PER_NODE ('4(x2),3') as one count per node ([4, 4, 3])."""
+    out: list[int] = []
+    for part in filter(None, spec.split(",")):
+        count, _, times = part.partition("(x")
+        out += [int(count)] * int(times.rstrip(")") or 1)
+    return out
+
+
 def process_layout() -> tuple[int, int, int, str, int]:
     """(rank, world size, local rank, master address, master port) from the launcher.
 
-    torchrun's variables win; then a Slurm job step (srun, which submitit uses too), where the
-    master is the step's first host and the port is derived from the job id so that two jobs
-    sharing a node do not collide; otherwise a single process.
+    torchrun's variables win (torchrun and submitit's local executor set all of them); then a
+    Slurm job step (srun), where the master is the step's first host. A Slurm step ignores
+    MASTER_ADDR and MASTER_PORT: srun does not set them, so any there came from the submitting
+    shell (sbatch exports it) and would make every job from that shell meet on one port. The
+    port is HPC_RNN_MASTER_PORT if set (a deliberate choice, which no launcher makes), else
+    the first of SLURM_STEP_RESV_PORTS when the cluster reserves ports for steps (srun
+    --resv-ports: Slurm guarantees no other step on the node holds it), else derived from the
+    job and step id. Otherwise a single process.
     """
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return (
@@ -61,51 +91,201 @@ def process_layout() -> tuple[int, int, int, str, int]:
     ntasks = _env_int("SLURM_STEP_NUM_TASKS")
     if ntasks is not None and ntasks > 1 and "SLURM_PROCID" in os.environ:
         nodes = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST", "")
-        job = _env_int("SLURM_JOB_ID") or 0
+        reserved = os.environ.get("SLURM_STEP_RESV_PORTS", "").split(",")[0].split("-")[0]
+        port = _env_int("HPC_RNN_MASTER_PORT") or (
+            int(reserved)
+            if reserved.isdigit()
+            else derived_port(_env_int("SLURM_JOB_ID") or 0, _env_int("SLURM_STEP_ID") or 0)
+        )
         return (
             int(os.environ["SLURM_PROCID"]),
             ntasks,
             _env_int("SLURM_LOCALID") or 0,
-            os.environ.get("MASTER_ADDR") or first_host(nodes) or "127.0.0.1",
-            _env_int("MASTER_PORT") or 20000 + job % 20000,
+            first_host(nodes) or "127.0.0.1",
+            port,
         )
     return 0, 1, 0, "127.0.0.1", 0
 
 
-def init_world(device: str = "auto", timeout_s: float = 600.0) -> World:
+def master_address(name: str) -> str:
+    """`name` if it resolves; else, under Slurm, the node's NodeAddr (`scontrol show node`).
+
+    A node name that does not resolve would make c10d retry "Name or service not known" for
+    minutes; this answers within seconds, with an address or one clear error.
+    """
+    try:
+        socket.getaddrinfo(name, None)
+        return name
+    except OSError:
+        pass
+    try:
+        shown = subprocess.run(
+            ["scontrol", "show", "node", "-o", name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        shown = ""
+    found = re.search(r"\bNodeAddr=(\S+)", shown)
+    if found and found.group(1) != name:
+        try:
+            socket.getaddrinfo(found.group(1), None)
+            return found.group(1)
+        except OSError:
+            pass
+    raise UserError(
+        f"the rendezvous host {name!r} (the job's first node) does not resolve"
+        + (f", nor its NodeAddr {found.group(1)!r}" if found else "")
+        + ": add it to DNS or /etc/hosts on every node"
+    )
+
+
+def rendezvous_file(directory: str | os.PathLike) -> Path:
+    """Where rank 0 of this Slurm step publishes its rendezvous address: one file per job,
+    attempt (a requeued job runs again under the same id) and step."""
+    job, step = os.environ.get("SLURM_JOB_ID", "0"), os.environ.get("SLURM_STEP_ID", "0")
+    return Path(directory) / f".rendezvous-{job}.{slurm_restart_count()}.{step}"
+
+
+def shared_store(
+    directory: str | os.PathLike, addr: str, rank: int, size: int, timeout_s: float
+) -> dist.Store:
+    """The c10d store of a Slurm step, on a port rank 0 gets from the kernel (port 0: free, so
+    no other job on the node can hold it), published to the others through `directory`, which
+    every node sees (the run directory)."""
+    path = rendezvous_file(directory)
+    timeout = timedelta(seconds=timeout_s)
+    if rank == 0:
+        store = dist.TCPStore(
+            addr, 0, size, is_master=True, timeout=timeout, wait_for_workers=False
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(f"{addr}:{store.port}\n")
+        tmp.replace(path)  # the others never read half a line
+        return store
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"rank {rank}: rank 0 did not publish its rendezvous address in {path} within "
+                f"{timeout_s:.0f} s (--dist-timeout-s): did it start, and do all nodes see "
+                f"{directory}?"
+            )
+        time.sleep(0.1)
+    host, _, port = path.read_text().strip().rpartition(":")
+    return dist.TCPStore(host, int(port), size, is_master=False, timeout=timeout)
+
+
+def init_world(
+    device: str = "auto",
+    timeout_s: float = 600.0,
+    rendezvous_dir: str | os.PathLike | None = None,
+) -> World:
     """Join the process group (NCCL on GPUs, gloo on CPU) and pick this rank's device.
 
     The timeout bounds how long ranks wait for a peer that died, so a crash ends the job with
-    an error instead of holding the allocation until its time limit.
+    an error instead of holding the allocation until its time limit. In a Slurm step, given a
+    `rendezvous_dir` that every node sees, rank 0 listens on a free port and publishes it
+    there (shared_store); without one the port is derived from the job (process_layout).
+    Every rank of a distributed run prints one line: its node, rank, local rank, device, the
+    CPU cores it may use and its threads.
     """
     rank, size, local_rank, addr, port = process_layout()
     dev = pick_device(device, local_rank)
     use_cuda = dev.type == "cuda"
     if use_cuda:
+        check_tasks_fit_gpus()
         torch.cuda.set_device(dev)
     if size > 1 and not dist.is_initialized():
+        addr = master_address(addr)
+        in_step = "RANK" not in os.environ and "SLURM_PROCID" in os.environ
+        backend = "nccl" if use_cuda else "gloo"
         try:
-            dist.init_process_group(
-                backend="nccl" if use_cuda else "gloo",
-                init_method=f"tcp://{addr}:{port}",
-                rank=rank,
-                world_size=size,
-                timeout=timedelta(seconds=timeout_s),
-            )
+            if in_step and rendezvous_dir is not None:
+                store = shared_store(rendezvous_dir, addr, rank, size, timeout_s)
+                dist.init_process_group(
+                    backend,
+                    store=store,
+                    rank=rank,
+                    world_size=size,
+                    timeout=timedelta(seconds=timeout_s),
+                )
+                dist.barrier()  # every rank has read the file
+                if rank == 0:
+                    rendezvous_file(rendezvous_dir).unlink(missing_ok=True)
+            else:
+                dist.init_process_group(
+                    backend=backend,
+                    init_method=f"tcp://{addr}:{port}",
+                    rank=rank,
+                    world_size=size,
+                    timeout=timedelta(seconds=timeout_s),
+                )
         except dist.DistError as exc:  # a busy port, a wrong address, a rank that never came
             first = (
                 str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             )
+            variable = "HPC_RNN_MASTER_PORT" if in_step else "MASTER_PORT"
             raise UserError(
                 f"rank {rank} could not join the process group at {addr}:{port} ({first}): if "
-                "the port is busy, set MASTER_PORT to a free one; check that every rank started"
+                f"the port is busy, set {variable} to a free one; check that every rank started"
             ) from None
+        print(rank_line(rank, size, local_rank, dev), flush=True)
     return World(rank, size, local_rank, dev)
 
 
+def rank_line(rank: int, size: int, local_rank: int, dev: torch.device) -> str:
+    """'rank 5/8 local 1 on n2: cpu, 2 cores, 1 threads': where each rank runs, and on what."""
+    node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    cores = len(os.sched_getaffinity(0))
+    return (
+        f"rank {rank}/{size} local {local_rank} on {node}: {dev}, {cores} cores, "
+        f"{torch.get_num_threads()} threads"
+    )
+
+
+def slurm_gpus_on_node() -> int:
+    """GPUs the Slurm allocation gives this node (0 outside Slurm, or without GPUs)."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return 0
+    count = _env_int("SLURM_GPUS_ON_NODE")
+    if count is not None:
+        return count
+    listed = os.environ.get("SLURM_STEP_GPUS") or os.environ.get("SLURM_JOB_GPUS") or ""
+    return len([g for g in listed.split(",") if g])
+
+
+def check_tasks_fit_gpus() -> None:
+    """One task per GPU: more tasks on a node than GPUs visible would share GPUs silently."""
+    counts = tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", ""))
+    node = _env_int("SLURM_NODEID") or 0
+    here = counts[node] if node < len(counts) else 0
+    if here > torch.cuda.device_count():
+        raise UserError(
+            f"{here} tasks on this node but {torch.cuda.device_count()} GPU(s) visible: "
+            "run one task per GPU (--ntasks-per-node equal to --gpus-per-node)"
+        )
+
+
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """ "auto": this rank's GPU if there is one, else the CPU; "cpu"; "cuda"."""
+    """ "auto": this rank's GPU if there is one, else the CPU; "cpu"; "cuda".
+
+    In a Slurm allocation with GPUs, "auto" refuses to fall back to the CPU: torch without
+    CUDA there is a broken driver or a CPU-only build, and training on the CPU would only
+    look like it works.
+    """
     if name == "auto":
+        allocated = slurm_gpus_on_node()
+        if allocated and not torch.cuda.is_available():
+            raise UserError(
+                f"the Slurm allocation gives this node {allocated} GPU(s), but torch "
+                f"{torch.__version__} sees no CUDA device (built for CUDA "
+                f"{torch.version.cuda or 'none: a CPU-only build'}): check the NVIDIA driver "
+                "with nvidia-smi and install a CUDA build of torch, or pass --device cpu"
+            )
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():

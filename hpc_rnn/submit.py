@@ -1,14 +1,19 @@
 """Command: submit training (or the whole pipeline) to Slurm through submitit.
 
     python -m hpc_rnn.submit --nodes 2 --gpus 4 --data DATA --run RUN [train flags]
+    DATA=... RUN=... python -m hpc_rnn.submit --nodes 2 --gpus 4   # as the sbatch templates
+    python -m hpc_rnn.submit --sweep lr=0.001,0.003 hidden=256,512 --data DATA --run RUN --wait
     python -m hpc_rnn.submit --pipeline --corpus recipes.txt --data DATA --run RUN ...
     python -m hpc_rnn.submit --dry-run ...      # print the sbatch script(s), submit nothing
     python -m hpc_rnn.submit --local ...        # the same job on this machine, without Slurm
 
-One task per GPU (tasks per node = --gpus). The training is a submitit Checkpointable: a stop
-signal (USR2 before the time limit, or pre-emption) makes the ranks checkpoint and requeue the
-job, which resumes from that checkpoint. Before submitting, Slurm itself is asked whether each
-job can ever start (sbatch --test-only and the partition's MaxTime); --no-check skips that.
+One task per GPU (tasks per node = --gpus). Slurm sends USR2 before the time limit: the ranks
+checkpoint, requeue the job and it resumes from that checkpoint (submitit still counts it as
+running). scancel (TERM) makes them checkpoint and stop: the job ends CANCELLED, and the same
+command continues it. A --sweep is one job array, one run directory RUN/KEY=V_... per point;
+with --wait a table of the points' results follows. Before submitting, Slurm itself is asked
+whether each job can ever start (sbatch --test-only and the partition's MaxTime); --no-check
+skips that.
 Flags this command does not know go to hpc_rnn.train (python -m hpc_rnn.train --help).
 """
 
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
+import os
 import re
 import shlex
 import shutil
@@ -30,8 +37,8 @@ from typing import Any
 
 import submitit
 
-from hpc_rnn import config
-from hpc_rnn.cli import UserError, run_main
+from hpc_rnn import config, metrics
+from hpc_rnn.cli import Parser, UserError, run_main
 from hpc_rnn.heap import keep_freed_memory
 
 SIGNAL_DELAY_S = 300  # USR2 this long before the time limit: time for a step and a checkpoint
@@ -50,7 +57,7 @@ class SlurmConfig:
     qos: str = ""
     mem: str = ""
     constraint: str = ""
-    job_name: str = "hpc_rnn_train"
+    job_name: str = ""  # empty: named after the run directory, e.g. train-run1
     preprocess_ranks: int = 1  # MPI ranks of --pipeline's preprocess step (srun --mpi=pmi2)
 
 
@@ -64,7 +71,8 @@ SLURM_HELP = {
     "qos": "Slurm quality of service (empty: the default)",
     "mem": "memory per node, as sbatch --mem takes it, e.g. 64G (empty: Slurm's default)",
     "constraint": "node features the job needs (sbatch --constraint)",
-    "job_name": "the training job's name in squeue and sacct",
+    "job_name": "the training job's name in squeue and sacct (empty: train-NAME, NAME being"
+    " the run directory's; a sweep: sweep-NAME)",
     "preprocess_ranks": "MPI ranks of --pipeline's preprocess job (srun --mpi=pmi2)",
 }
 
@@ -79,15 +87,24 @@ class TrainJob(submitit.helpers.Checkpointable):
         from hpc_rnn.train import EXIT_STOPPED, train
 
         keep_freed_memory()  # submitit calls this object directly, not through a command
-        # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT for submitit's tasks, local or Slurm.
-        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        if os.environ.get("SUBMITIT_EXECUTOR") == "local":
+            # No srun here: submitit's variables say who is who. (Under Slurm the srun step's own
+            # do, see distributed.process_layout.) Not a MASTER_PORT the shell exported: every
+            # run from that shell would meet on it.
+            os.environ.pop("MASTER_PORT", None)
+            submitit.helpers.TorchDistributedEnvironment().export(
+                set_cuda_visible_devices=False, overwrite=True
+            )
         rc = train(self.cfg)
         if rc == EXIT_STOPPED:
-            # Requeued (or out of requeues): this attempt ends here without a result.
-            raise submitit.core.utils.UncompletedJobError("stopped by a signal after a checkpoint")
+            # Checkpointed on a signal (and, before a time limit, requeued). End this attempt
+            # without a result file, as submitit's own requeue does (sys.exit is no Exception to
+            # its runner): any result, even an error, makes job.done() true while the requeued
+            # job has yet to run.
+            sys.exit(rc)
         if rc != 0:
             raise RuntimeError(f"training exited with {rc}")
-        return {"run": self.cfg.run, "exit": rc}
+        return run_summary(self.cfg.run, rc)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         # Reached only if submitit's own handler gets the signal first; training resumes from
@@ -95,6 +112,20 @@ class TrainJob(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(
             TrainJob(dataclasses.replace(self.cfg, resume="auto"))
         )
+
+
+def run_summary(run: str, rc: int) -> dict[str, Any]:
+    """A finished run's result: its directory, exit code, steps and last validation loss."""
+    path = Path(run) / metrics.METRICS_FILE
+    records = metrics.read(path) if path.exists() else []
+    steps = [r["step"] for r in records if r.get("kind") == "train"]
+    losses = [r["val_loss"] for r in records if "val_loss" in r]
+    return {
+        "run": run,
+        "exit": rc,
+        "step": steps[-1] if steps else 0,
+        "val_loss": losses[-1] if losses else None,
+    }
 
 
 def run_command(main_fn: Any, argv: list[str]) -> int:
@@ -148,10 +179,25 @@ class Job:
     equivalent: list[str]  # the command line the job's work amounts to, for --local --dry-run
     tasks_option: str  # the flag that sets the tasks per node, named when they do not fit
     after: str = ""  # the step that must succeed first (sbatch --dependency=afterok)
+    point: str = ""  # a sweep's point ("lr=0.001 hidden=256"): its jobs form one job array
     local_tasks: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.local_tasks = self.params["ntasks_per_node"]
+
+
+def run_name(run: str) -> str:
+    """The run directory's own name, for job names: squeue and sacct show which run a job is."""
+    return Path(run).expanduser().absolute().name or "run"
+
+
+def srun_cpus(cpus: int) -> list[str]:
+    """srun's share of the CPUs: since Slurm 22.05 srun no longer takes --cpus-per-task from
+    the allocation, and each task would get one CPU."""
+    return [f"--cpus-per-task={cpus}"]
+
+
+Point = tuple[str, config.TrainConfig, list[str]]  # a sweep's label, config and train argv
 
 
 def plan(
@@ -160,20 +206,41 @@ def plan(
     train_argv: list[str],
     pipeline: bool,
     corpus: str | None,
+    points: list[Point] | None = None,
 ) -> list[Job]:
-    """The jobs to submit, in order: training alone, or preprocess -> train -> generate."""
+    """The jobs to submit, in order: training alone, a sweep's points (one job array), or
+    preprocess -> train -> generate."""
     where = {k: getattr(slurm, k) for k in ("partition", "account", "qos") if getattr(slurm, k)}
+    name = run_name(cfg.run)
     train_params: dict[str, Any] = {
-        "job_name": slurm.job_name,
+        "job_name": slurm.job_name or f"{'sweep' if points else 'train'}-{name}",
         "nodes": slurm.nodes,
         "ntasks_per_node": max(slurm.gpus, 1),
         "cpus_per_task": slurm.cpus_per_task,
         "time": minutes(slurm.time),
         "signal_delay_s": SIGNAL_DELAY_S,
+        # A rank that dies (killed, out of memory) ends the others at once instead of leaving
+        # them to wait for it until --dist-timeout-s.
+        "srun_args": ["--kill-on-bad-exit=1", *srun_cpus(slurm.cpus_per_task)],
         **where,
         **({"gpus_per_node": slurm.gpus} if slurm.gpus else {}),
         **{k: getattr(slurm, k) for k in ("mem", "constraint") if getattr(slurm, k)},
     }
+    if points:
+        if pipeline:
+            raise UserError("--sweep and --pipeline do not go together: preprocess, then sweep")
+        return [
+            Job(
+                "train",
+                TrainJob(point_cfg),
+                (),
+                train_params,
+                ["python", "-m", "hpc_rnn.train", *point_argv],
+                "--gpus",
+                point=label,
+            )
+            for label, point_cfg, point_argv in points
+        ]
     train = Job(
         "train",
         TrainJob(cfg),
@@ -194,7 +261,7 @@ def plan(
         run_command,
         (preprocess.main, prep_argv),
         {
-            "job_name": "hpc_rnn_preprocess",
+            "job_name": f"preprocess-{name}",
             "nodes": 1,
             "ntasks_per_node": slurm.preprocess_ranks,
             "cpus_per_task": 1,
@@ -214,11 +281,12 @@ def plan(
         run_command,
         (generate.main, gen_argv),
         {
-            "job_name": "hpc_rnn_generate",
+            "job_name": f"generate-{name}",
             "nodes": 1,
             "ntasks_per_node": 1,
             "cpus_per_task": slurm.cpus_per_task,
             "time": 30,
+            "srun_args": srun_cpus(slurm.cpus_per_task),
             **where,
             **({"gpus_per_node": 1} if slurm.gpus else {}),
         },
@@ -242,12 +310,19 @@ def dependency_placeholder(step: str) -> str:
 # wrote for a real job (RUN/submitit/<id>_submission.sh), and the golden tests pin it.
 
 
-def sbatch_text(params: dict[str, Any], folder: Path) -> str:
-    """The script submitit.SlurmExecutor(folder) with `params` hands to sbatch."""
+ARRAY_PARALLELISM = 256  # submitit's default: array tasks that may run at once
+
+
+def sbatch_text(params: dict[str, Any], folder: Path, array: int = 0) -> str:
+    """The script submitit.SlurmExecutor(folder) with `params` hands to sbatch; for a job
+    array of `array` tasks (executor.batch()) if that is not 0."""
     p = dict(params)
     srun_args = p.pop("srun_args", [])
     signal_delay_s = p.pop("signal_delay_s", 90)  # submitit's default
-    stdout, stderr = folder / "%j_%t_log.out", folder / "%j_%t_log.err"
+    job = "%A_%a" if array else "%j"
+    stdout, stderr = folder / f"{job}_%t_log.out", folder / f"{job}_%t_log.err"
+    if array:
+        p["array"] = f"0-{array - 1}%{min(array, ARRAY_PARALLELISM)}"
     options = {
         "wckey": "submitit",  # submitit's default
         **p,
@@ -271,6 +346,12 @@ def dry_run_text(jobs: list[Job], folder: Path, local: bool) -> str:
     """What --dry-run prints: one job's script as it is, or each job under a header line."""
     if local:
         return "\n".join(local_commands(job, folder) for job in jobs)
+    if jobs[0].point:
+        tasks = [
+            f"# task {i}: {job.point}: {shlex.join(job.equivalent)}" for i, job in enumerate(jobs)
+        ]
+        head = f"# ===== a job array of {len(jobs)} sweep points =====\n"
+        return "\n".join([head, *tasks, ""]) + "\n" + sbatch_text(jobs[0].params, folder, len(jobs))
     if len(jobs) == 1:
         return sbatch_text(jobs[0].params, folder)
     out = []
@@ -358,14 +439,14 @@ _REASON_OPTION = {
 }
 
 
-def check_job(job: Job, folder: Path) -> None:
+def check_job(job: Job, folder: Path, array: int = 0) -> None:
     """Refuse `job` (UserError) if Slurm says it can never start, before anything is queued.
 
     `sbatch --test-only` runs Slurm's own admission and scheduling test on the exact script. It
     passes a time over the partition's MaxTime (unless EnforcePartLimits is set, such a job is
     queued and pends forever with reason PartitionTimeLimit), so that limit is compared here.
     """
-    script = sbatch_text(job.params, folder)  # no --dependency: the earlier jobs do not exist
+    script = sbatch_text(job.params, folder, array)  # no --dependency: earlier jobs do not exist
     proc = slurm_cmd("sbatch", "--test-only", stdin=script)
     said = [
         re.sub(r"^(sbatch: error: |sbatch: |allocation failure: )", "", line).strip()
@@ -460,30 +541,45 @@ def last_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def executor_for(job: Job, folder: Path, local: bool, dependency: str) -> submitit.Executor:
+    """The submitit executor that runs `job`, after job id `dependency` succeeded if given."""
+    executor: submitit.Executor
+    if local:
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(
+            timeout_min=job.params["time"],
+            tasks_per_node=job.local_tasks,
+            gpus_per_node=job.params.get("gpus_per_node", 0),
+            signal_delay_s=job.params.get("signal_delay_s", 90),
+        )
+        return executor
+    executor = submitit.SlurmExecutor(folder=folder)
+    params = dict(job.params)
+    if dependency:
+        params["dependency"] = f"afterok:{dependency}"
+    executor.update_parameters(**params)
+    return executor
+
+
 def submit_jobs(jobs: list[Job], folder: Path, local: bool) -> list[tuple[str, submitit.Job]]:
-    """Submit every job (locally: run each after the one before has ended)."""
+    """Submit every job (locally: run each after the one before has ended); a sweep's points
+    as one job array. Returns (step or point, handle) pairs."""
+    if jobs and jobs[0].point:
+        try:
+            executor = executor_for(jobs[0], folder, local, "")
+            with executor.batch():
+                handles = [executor.submit(job.fn, *job.args) for job in jobs]
+        except SUBMITIT_ERRORS as exc:
+            raise UserError(f"could not submit the sweep: {last_line(exc)}") from None
+        return [(job.point, handle) for job, handle in zip(jobs, handles, strict=True)]
     done: dict[str, submitit.Job] = {}
     out: list[tuple[str, submitit.Job]] = []
     for job in jobs:
-        executor: submitit.Executor
         try:
-            if local:
-                if job.after:
-                    result_of(job.after, done[job.after])
-                executor = submitit.LocalExecutor(folder=folder)
-                executor.update_parameters(
-                    timeout_min=job.params["time"],
-                    tasks_per_node=job.local_tasks,
-                    gpus_per_node=job.params.get("gpus_per_node", 0),
-                    signal_delay_s=job.params.get("signal_delay_s", 90),
-                )
-            else:
-                executor = submitit.SlurmExecutor(folder=folder)
-                params = dict(job.params)
-                if job.after:
-                    params["dependency"] = f"afterok:{done[job.after].job_id}"
-                executor.update_parameters(**params)
-            handle = executor.submit(job.fn, *job.args)
+            if local and job.after:
+                result_of(job.after, done[job.after])
+            dependency = done[job.after].job_id if job.after and not local else ""
+            handle = executor_for(job, folder, local, dependency).submit(job.fn, *job.args)
         except SUBMITIT_ERRORS as exc:
             queued = " ".join(j.job_id for _, j in out) if not local else ""
             also = f" (already queued: {queued}; scancel them if they should not run)"
@@ -514,9 +610,13 @@ def queue_state(job_id: str) -> str:
     return f"{state} ({reason})" if state == "PENDING" else state
 
 
-def wait_for(jobs: list[tuple[str, submitit.Job]], report_every_s: float, local: bool) -> None:
-    """Print each job's result in order; while a Slurm job has not ended, print its queue state
-    every `report_every_s`, so that a long wait is never silent."""
+def wait_for(
+    jobs: list[tuple[str, submitit.Job]], report_every_s: float, local: bool, sweep: bool
+) -> None:
+    """Print each job's result in order (a sweep: one table of all points at the end); while a
+    Slurm job has not ended, print its queue state every `report_every_s`, so that a long wait
+    is never silent."""
+    rows = []
     for step, job in jobs:
         next_report = time.monotonic() + report_every_s
         while not local and not job.done():
@@ -525,7 +625,86 @@ def wait_for(jobs: list[tuple[str, submitit.Job]], report_every_s: float, local:
                 print(f"{stamp} {step}: job {job.job_id} {queue_state(job.job_id)}", flush=True)
                 next_report += report_every_s
             time.sleep(min(1.0, report_every_s))
-        print(f"{step}: {result_of(step, job)}", flush=True)
+        if not sweep:
+            print(f"{step}: {result_of(step, job)}", flush=True)
+            continue
+        try:
+            rows.append((step, job, result_of(step, job)))
+        except UserError as exc:  # one failed point must not hide the others' results
+            rows.append((step, job, str(exc)))
+    if sweep:
+        print(sweep_table(rows), flush=True)
+        failed = [step for step, _, result in rows if isinstance(result, str)]
+        if failed:
+            raise UserError(
+                f"{len(failed)} of {len(rows)} sweep points failed: {', '.join(failed)}"
+            )
+
+
+def sweep_table(rows: list[tuple[str, submitit.Job, dict[str, Any] | str]]) -> str:
+    """The sweep's results, one line per point: its job, steps, last validation loss, run."""
+    lines = [("point", "job", "steps", "val_loss", "run")]
+    for point, job, result in rows:
+        if isinstance(result, str):
+            lines.append((point, job.job_id, "-", "failed", result.split(": ", 1)[-1]))
+            continue
+        loss = result["val_loss"]
+        val = f"{loss:.4f}" if loss is not None else "-"
+        lines.append((point, job.job_id, str(result["step"]), val, result["run"]))
+    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line[:4], widths, strict=True)) + "  " + line[4]
+        for line in lines
+    )
+
+
+def sweep_points(specs: list[str]) -> list[tuple[str, str, list[str]]]:
+    """--sweep KEY=V1,V2 ... as (label, directory name, training flags) per point of the grid."""
+    if not specs:
+        return []  # (the product of no axes would be one empty point)
+    axes = []
+    for spec in specs:
+        key, _, values = spec.partition("=")
+        vals = values.split(",")
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", key) or not all(
+            re.fullmatch(r"[^/\s,=]+", v) for v in vals
+        ):
+            raise UserError(
+                f"--sweep {spec!r}: write KEY=V1,V2,... (e.g. lr=0.001,0.003), KEY a training"
+                " flag without its dashes, values without / or spaces"
+            )
+        if key in (k for k, _ in axes):
+            raise UserError(f"--sweep: {key} is given twice")
+        axes.append((key, vals))
+    points = []
+    for combo in itertools.product(*[[(k, v) for v in vals] for k, vals in axes]):
+        flags = [x for k, v in combo for x in ("--" + k.replace("_", "-"), v)]
+        points.append(
+            (" ".join(f"{k}={v}" for k, v in combo), "_".join(f"{k}={v}" for k, v in combo), flags)
+        )
+    return points
+
+
+def with_env_paths(train_argv: list[str]) -> list[str]:
+    """`train_argv`, with --data and --run from DATA and RUN in the environment where they are
+    not given (as the sbatch templates take them)."""
+    paths = Parser(prog="python -m hpc_rnn.submit", add_help=False)
+    paths.add_argument("--data")
+    paths.add_argument("--run", "--run-dir", dest="run")
+    given, _ = paths.parse_known_args(train_argv)
+    extra, missing = [], []
+    for flag, var in (("--data", "DATA"), ("--run", "RUN")):
+        if getattr(given, flag[2:]) is None:
+            if os.environ.get(var):
+                extra += [flag, os.environ[var]]
+            else:
+                missing.append(f"{flag} {var}")
+    if missing:
+        raise UserError(
+            f"python -m hpc_rnn.submit needs {' and '.join(missing)}, as flags or from the"
+            " environment (as the sbatch templates take them)"
+        )
+    return [*train_argv, *extra]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,6 +774,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--corpus", default="", help="the recipe text for --pipeline's preprocess job"
     )
+    parser.add_argument(
+        "--sweep",
+        nargs="+",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="train every combination of these training-flag values (lr=0.001,0.003"
+        " hidden=256,512: 4 points) as one job array, each point in RUN/KEY=V_KEY=V; with"
+        " --wait a table of their results follows",
+    )
     return parser
 
 
@@ -607,8 +795,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.report_every <= 0:
             raise UserError(f"--report-every {args.report_every} must be more than 0 seconds")
         slurm = config.from_args(SlurmConfig, args)
-        cfg = parse_config(train_argv)
-        jobs = plan(slurm, cfg, train_argv, args.pipeline, args.corpus)
+        argv = with_env_paths(train_argv)
+        cfg = parse_config(argv)
+        points = []
+        for label, directory, flags in sweep_points(args.sweep):
+            point_argv = [*argv, *flags, "--run", str(Path(cfg.run) / directory)]
+            try:
+                points.append((label, parse_config(point_argv), point_argv))
+            except UserError as exc:
+                raise UserError(f"--sweep point {label}: {exc}") from None
+        jobs = plan(slurm, cfg, argv, args.pipeline, args.corpus, points)
         # submitit keeps absolute paths in the script; so does the dry run.
         folder = Path(cfg.run).expanduser().absolute() / "submitit"
         if args.local:
@@ -618,7 +814,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.local:
             require_slurm()
-            if args.check:
+            if args.check and points:  # one job array, the same script for every point
+                check_job(jobs[0], folder, len(jobs))
+            elif args.check:
                 for job in jobs:
                     check_job(job, folder)
         handles = submit_jobs(jobs, folder, args.local)
@@ -628,7 +826,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         if args.wait:
-            wait_for(handles, args.report_every, args.local)
+            wait_for(handles, args.report_every, args.local, bool(points))
         return 0
 
     return run_main(body)

@@ -17,6 +17,8 @@
 set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-.}"
 py=${HPC_RNN_PYTHON:-python}
+# Since Slurm 22.05 srun no longer takes --cpus-per-task from sbatch.
+export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-1}
 launcher=${LAUNCHER:-srun --mpi=${MPI_PLUGIN:-pmi2} --kill-on-bad-exit=1}
 # shellcheck disable=SC2086 # the launcher is a command line
 $launcher "$py" -m hpc_rnn.preprocess "${CORPUS:?set CORPUS to the recipe text}" --out "${DATA:-data}" \

@@ -11,13 +11,17 @@
 # training flags come after the script name, or from TRAIN_ARGS in the environment (sbatch passes
 # it on). TRAIN_ARGS is split at whitespace and nothing else: no globbing, no quotes, so a value
 # with a space goes after the script name instead. Flags after the script name win over
-# TRAIN_ARGS. Keep --ntasks-per-node equal to the GPUs per node.
+# TRAIN_ARGS. Keep --ntasks-per-node equal to the GPUs per node (more tasks than GPUs is refused).
+# Name the job after its run with `sbatch -J run1 ...`: squeue and sacct show the name.
 #
-# Time limits and pre-emption: Slurm sends USR2 to every rank 300 s before the limit (and TERM
-# on pre-emption). The ranks agree to stop at the next step, rank 0 writes a checkpoint and
-# runs `scontrol requeue`; the requeued job resumes from it (--resume auto) and carries on
-# until the epochs are done. HPC_RNN_MAX_REQUEUES (default 50) caps the requeues. Without GPUs
-# (a CPU partition: sbatch --gpus-per-node=0 ...) the same script trains on CPU.
+# Time limits: Slurm sends USR2 to every rank 300 s before the limit. The ranks agree to stop at
+# the next step, rank 0 writes a checkpoint and runs `scontrol requeue`; the requeued job
+# resumes from it (--resume auto) and carries on until the epochs are done.
+# HPC_RNN_MAX_REQUEUES (default 50) caps the requeues. `scancel` (TERM) also makes the ranks
+# checkpoint, but the job stops (CANCELLED): submit it again to continue. Pre-emption
+# (PreemptMode=REQUEUE) is requeued by Slurm itself. In an allocation with GPUs, torch must
+# see CUDA or the job stops at once; a CPU partition (sbatch --gpus-per-node=0 ...) trains on
+# CPU, and so does --device cpu after the script name.
 #SBATCH --job-name=hpc_rnn_train
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=4
@@ -32,6 +36,9 @@ set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-.}"
 py=${HPC_RNN_PYTHON:-python}
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+# Since Slurm 22.05 srun no longer takes --cpus-per-task from sbatch: without this each rank
+# would get one CPU.
+export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-1}
 echo "$(date -Is) job ${SLURM_JOB_ID:-?} start ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-?}:" \
      "${SLURM_NTASKS:-1} tasks, GPUs ${CUDA_VISIBLE_DEVICES:-none}"
 # `read -ra` splits at whitespace without the pathname expansion of an unquoted ${TRAIN_ARGS}.
@@ -41,5 +48,10 @@ read -ra train_args <<<"${TRAIN_ARGS:-}"
 srun --kill-on-bad-exit=1 "$py" -m hpc_rnn.train --data "${DATA:-data}" --run "${RUN:-runs/train}" \
     --resume auto --max-requeues "${HPC_RNN_MAX_REQUEUES:-50}" "${train_args[@]}" "$@" &
 wait $! && rc=0 || rc=$?
-echo "$(date -Is) job ${SLURM_JOB_ID:-?} training exited with $rc"
+case "$rc" in
+    0) what="done" ;;
+    75) what="stopped by a signal after a checkpoint (requeued before a time limit)" ;;
+    *) what="failed: resubmit to resume from the last checkpoint" ;;
+esac
+echo "$(date -Is) job ${SLURM_JOB_ID:-?} training exited with $rc: $what"
 exit "$rc"

@@ -72,7 +72,10 @@ if [ "$WIPE" = 1 ] && pid_of "$RUN/slurmctld.pid" slurmctld >/dev/null; then
     fi
 fi
 # Compute nodes first, the database last; munged outlives everything that authenticates with it.
-stop "$RUN/slurmd.pid" slurmd || rc=1
+for pidfile in "$RUN"/slurmd-*.pid "$RUN/slurmd.pid"; do  # one per node (and an older layout's)
+    [ -e "$pidfile" ] || continue
+    stop "$pidfile" slurmd || rc=1
+done
 stop "$RUN/slurmctld.pid" slurmctld || rc=1
 stop "$RUN/slurmdbd.pid" slurmdbd || rc=1
 db_name=mariadbd

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bring up a single-node Slurm (22.05, Debian 12) for CI, from nothing, idempotently.
+# Bring up a Slurm (22.05, Debian 12) of two compute nodes on this one machine, for CI, from
+# nothing, idempotently.
 #
 #   scripts/slurm_up.sh            # installs packages if missing, starts everything
 #   eval "$(scripts/slurm_up.sh | tail -n 1)"   # or: . scripts/slurm_env.sh
@@ -8,12 +9,19 @@
 # socket, slurm.conf / slurmdbd.conf / gres.conf, state, spool, logs, pid files
 # and the MariaDB datadir (127.0.0.1:${HPC_RNN_SLURM_DB_PORT:-3307}). Daemons are
 # started here in the background (no systemd) and stopped by scripts/slurm_down.sh.
-# Slurm itself uses its default ports 6817 (slurmctld), 6818 (slurmd), 6819 (slurmdbd).
+# Slurm itself uses ports 6817 (slurmctld), 6819 (slurmdbd), 6818 and 6828 (slurmd of n1, n2).
+#
+# Two compute nodes, n1 (127.0.0.1) and n2 (127.0.0.2), one slurmd each with its own port,
+# spool, log and pid file ("slurmd -N n1"), so that multi-node jobs (srun across nodes, the
+# first host as rendezvous master, requeue of a 2-node job) run for real. Their names go into
+# /etc/hosts: a job's first host is its master address and must resolve. Each node advertises
+# NODE_CPUS CPUs (default 4, more than this machine has: SlurmdParameters=config_overrides),
+# so that 4 tasks per node fit, as on a node with 4 GPUs.
 #
 # Accounting (slurmdbd + MariaDB) is not optional: submitit polls sacct, and
 # without accounting a cancelled job stays UNKNOWN and job.result() can hang.
 #
-# Fake GPUs: the node advertises Gres=gpu:4 (gres.conf: File= four symlinks to
+# Fake GPUs: each node advertises Gres=gpu:4 (gres.conf: File= four symlinks to
 # /dev/null under $HPC_RNN_SLURM_DIR/dev), so job scripts asking for --gres=gpu:N
 # or --gpus-per-node=N (N <= 4) are accepted and run with CUDA_VISIBLE_DEVICES=0..N-1
 # set. There are no GPUs behind them: code must still check torch.cuda.is_available().
@@ -35,6 +43,8 @@ BASE="${HPC_RNN_SLURM_DIR:-/tmp/hpc_rnn_slurm}"
 TIMEOUT="${HPC_RNN_SLURM_TIMEOUT:-60}"
 DB_PORT="${HPC_RNN_SLURM_DB_PORT:-3307}"
 NGPU=4
+NODES="n1 n2"
+NODE_CPUS="${HPC_RNN_SLURM_NODE_CPUS:-4}"
 CLUSTER=hpc_rnn
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -64,8 +74,13 @@ fail() {  # fail REASON [DAEMON|LOGFILE...]: print REASON and the tails of the l
 }
 
 # comm_of DAEMON: the process name of DAEMON (MariaDB's server may be mysqld).
+# A node's slurmd is known as slurmd-NODE (its pid file $RUN/slurmd-NODE.pid).
 comm_of() {
-    if [ "$1" = mariadbd ]; then basename "${MARIADBD:-mariadbd}"; else echo "$1"; fi
+    case "$1" in
+        mariadbd) basename "${MARIADBD:-mariadbd}" ;;
+        slurmd-*) echo slurmd ;;
+        *) echo "$1" ;;
+    esac
 }
 
 # alive DAEMON: the pid in $RUN/DAEMON.pid runs DAEMON and is not a zombie
@@ -164,16 +179,30 @@ INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db)
 DB_CLIENT=$(command -v mariadb || command -v mysql)
 DB_ADMIN=$(command -v mariadb-admin || command -v mysqladmin)
 
+# ---------------------------------------------------------------- node names
+# The nodes' names must resolve (a job's first host is its rendezvous master: without it,
+# c10d retries "Name or service not known" for minutes). Add what is missing, keep the rest.
+add_host() {  # add_host ADDR NAME
+    if ! awk -v a="$1" -v n="$2" '$1 == a { for (i = 2; i <= NF; i++) if ($i == n) f = 1 } END { exit !f }' /etc/hosts; then
+        echo "$1 $2" >>/etc/hosts || cannot "cannot add '$1 $2' to /etc/hosts"
+        say "added '$1 $2' to /etc/hosts"
+    fi
+}
+add_host 127.0.0.1 n1
+add_host 127.0.0.2 n2
+
 # ---------------------------------------------------------------- layout
 # munged insists that every directory above its socket is enterable by all
 # (755) and that its key/seed/log directory is private (700).
-mkdir -p "$BASE" "$ETC" "$RUN" "$LOG" "$MUNGE" "$DB" "$DEV" "$BASE/state" "$BASE/spool"
+mkdir -p "$BASE" "$ETC" "$RUN" "$LOG" "$MUNGE" "$DB" "$DEV" "$BASE/state"
+for n in $NODES; do mkdir -p "$BASE/spool/$n"; done
 chmod 755 "$BASE" "$ETC" "$RUN" "$LOG" "$DEV"
 chmod 700 "$MUNGE" "$DB"
 
 HOST=$(hostname -s)
 NCPU=$(nproc)
-MEM_MB=$(awk '/^MemTotal:/ {printf "%d", $2 * 0.9 / 1024}' /proc/meminfo)
+# The two nodes share this machine's memory.
+MEM_MB=$(awk '/^MemTotal:/ {printf "%d", $2 * 0.45 / 1024}' /proc/meminfo)
 
 # Fake GPU devices: slurmd stat()s every File= in gres.conf and wants a character
 # or block device; a symlink to /dev/null is one (no mknod needed), task/none never opens it.
@@ -193,11 +222,14 @@ CredType=cred/munge
 # cred_expire=10: a requeued job waits ~cred_expire+ s (default 120 -> ~150 s PENDING).
 AuthInfo=socket=$MUNGE_SOCK,cred_expire=10
 StateSaveLocation=$BASE/state
-SlurmdSpoolDir=$BASE/spool
+# %n: each node's slurmd has its own spool, pid and log file.
+SlurmdSpoolDir=$BASE/spool/%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
+# The nodes advertise more CPUs than this machine has; without this they would be INVAL.
+SlurmdParameters=config_overrides
 SlurmctldDebug=info
 SlurmdDebug=info
 SchedulerType=sched/backfill
@@ -225,16 +257,17 @@ AccountingStoragePass=$MUNGE_SOCK
 AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
 GresTypes=gpu
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU RealMemory=$MEM_MB Gres=gpu:$NGPU State=UNKNOWN
+NodeName=n1 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=6818 CPUs=$NODE_CPUS RealMemory=$MEM_MB Gres=gpu:$NGPU State=UNKNOWN
+NodeName=n2 NodeHostname=$HOST NodeAddr=127.0.0.2 Port=6828 CPUs=$NODE_CPUS RealMemory=$MEM_MB Gres=gpu:$NGPU State=UNKNOWN
 # A finite MaxTime, as real partitions have: hpc_rnn.submit's check refuses a job over it (without
 # EnforcePartLimits, sbatch queues such a job and it pends forever with PartitionTimeLimit).
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=1-00:00:00 State=UP
+PartitionName=debug Nodes=n[1-2] Default=YES MaxTime=1-00:00:00 State=UP
 EOF
 
 write_file "$ETC/gres.conf" 644 <<EOF && changed=1
 # Generated by scripts/slurm_up.sh: fake GPUs (symlinks to /dev/null).
 AutoDetect=off
-NodeName=$HOST Name=gpu File=$DEV/nvidia[0-$((NGPU - 1))]
+NodeName=n[1-2] Name=gpu File=$DEV/nvidia[0-$((NGPU - 1))]
 EOF
 
 DB_PASS=hpc_rnn_ci
@@ -259,8 +292,10 @@ StorageLoc=slurm_acct_db
 EOF
 
 if [ "$changed" = 1 ]; then
-    # The daemons that are running were started with another configuration.
+    # The daemons that are running were started with another configuration (slurmd: the one
+    # node of an older version of this script).
     stop slurmd
+    for n in $NODES; do stop "slurmd-$n"; done
     stop slurmctld
     stop slurmdbd
 fi
@@ -316,35 +351,43 @@ if [ -z "$(sacctmgr -n -P list cluster "$CLUSTER" format=cluster 2>/dev/null)" ]
 fi
 
 # ---------------------------------------------------------------- slurmctld, slurmd
-for d in slurmctld slurmd; do
-    if ! alive "$d"; then
-        rm -f "$RUN/$d.pid"
-        "$d" -f "$SLURM_CONF" </dev/null >>"$LOG/$d.out" 2>&1 3>&- || fail "$d did not start" "$d"
+if ! alive slurmctld; then
+    rm -f "$RUN/slurmctld.pid"
+    slurmctld -f "$SLURM_CONF" </dev/null >>"$LOG/slurmctld.out" 2>&1 3>&- \
+        || fail "slurmctld did not start" slurmctld
+fi
+for n in $NODES; do
+    if ! alive "slurmd-$n"; then
+        rm -f "$RUN/slurmd-$n.pid"
+        slurmd -f "$SLURM_CONF" -N "$n" </dev/null >>"$LOG/slurmd-$n.out" 2>&1 3>&- \
+            || fail "slurmd of $n did not start" "slurmd-$n"
     fi
 done
 
 resumed=""
-node_ready() {
+node_ready() {  # node_ready NODE
     local st reason
-    st=$(sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -n 1)
+    st=$(sinfo -h -N -n "$1" -o %t 2>/dev/null | head -n 1)
     case "$st" in
         idle | mix | alloc | comp) return 0 ;;  # busy only when jobs survived a restart
         inval)
-            fail "node $HOST is INVAL: $(sinfo -h -N -n "$HOST" -o %E 2>&1)" slurmd slurmctld ;;
+            fail "node $1 is INVAL: $(sinfo -h -N -n "$1" -o %E 2>&1)" "slurmd-$1" slurmctld ;;
         drain | drng)
             # A drain survives restarts in the state files; on a CI cluster, lift it once.
-            if [ -z "$resumed" ]; then
-                resumed=1
-                reason=$(sinfo -h -N -n "$HOST" -o %E 2>&1)
-                say "node $HOST was drained ($reason), resuming it"
-                scontrol update NodeName="$HOST" State=RESUME
-            fi
+            case " $resumed " in *" $1 "*) ;; *)
+                resumed="$resumed $1"
+                reason=$(sinfo -h -N -n "$1" -o %E 2>&1)
+                say "node $1 was drained ($reason), resuming it"
+                scontrol update NodeName="$1" State=RESUME ;;
+            esac
             return 1 ;;
         *) return 1 ;;
     esac
 }
-wait_ready "$TIMEOUT" "slurmctld slurmd" "node $HOST to be idle in sinfo" node_ready
+for n in $NODES; do
+    wait_ready "$TIMEOUT" "slurmctld slurmd-$n" "node $n to be idle in sinfo" node_ready "$n"
+done
 wait_ready "$TIMEOUT" "slurmdbd slurmctld" "sacct to answer" sacct -n -X -o JobID
 
-say "ready: node $HOST ($NCPU CPUs, ${MEM_MB} MB, gpu:$NGPU fake) in $SECONDS s, base $BASE"
+say "ready: nodes n1 n2 on $HOST (each $NODE_CPUS CPUs of this machine's $NCPU, ${MEM_MB} MB, gpu:$NGPU fake) in $SECONDS s, base $BASE"
 echo "export SLURM_CONF=$SLURM_CONF"

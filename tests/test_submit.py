@@ -52,6 +52,7 @@ DRY_RUNS = {
     "2x4": ["--nodes", "2", "--gpus", "4", "--time", "1-12:00", "--partition", "gpu"],
     "pipeline": ["--pipeline", "--corpus", "recipes.txt", "--gpus", "2", "--account", "proj"],
     "local_pipeline": ["--local", "--pipeline", "--corpus", "recipes.txt", "--epochs", "3"],
+    "sweep": ["--sweep", "lr=0.001,0.003", "hidden=256,512", "--gpus", "1", "--epochs", "3"],
 }
 
 
@@ -172,6 +173,45 @@ def test_local_run_trains_and_prints_the_result(demo_data: Path, tmp_path: Path)
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"train: {{'run': '{run}', 'exit': 0}}" in proc.stdout
+    assert f"train: {{'run': '{run}', 'exit': 0, 'step': 2, 'val_loss': " in proc.stdout
     assert (run / "checkpoints").is_dir()
     assert os.listdir(run / "submitit")
+
+
+def test_data_and_run_come_from_the_environment_as_for_the_templates(tmp_path: Path) -> None:
+    env = {**no_slurm_env(), "DATA": "/scratch/data", "RUN": "/scratch/run7"}
+    proc = submit("--nodes", "2", "--gpus", "4", "--dry-run", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "#SBATCH --job-name=train-run7\n" in proc.stdout  # named after its run
+    assert "#SBATCH --output=/scratch/run7/submitit/%j_0_log.out\n" in proc.stdout
+    # A flag wins over the environment.
+    flagged = submit("--run", "run", "--dry-run", cwd=tmp_path, env=env)
+    assert "#SBATCH --job-name=train-run\n" in flagged.stdout
+
+
+def test_without_data_or_run_the_error_names_submit(tmp_path: Path) -> None:
+    line = one_error_line(submit("--nodes", "2", "--gpus", "4", "--run", "r", cwd=tmp_path))
+    assert line == (
+        "error: python -m hpc_rnn.submit needs --data DATA, as flags or from the environment"
+        " (as the sbatch templates take them)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        (["lr"], "--sweep 'lr': write KEY=V1,V2"),
+        (["lr=0.1,"], "--sweep 'lr=0.1,': write KEY=V1,V2"),
+        (["data=/x,/y"], "values without / or spaces"),
+        (["lr=0.1", "lr=0.2"], "--sweep: lr is given twice"),
+        (["hiden=16,32"], "--sweep point hiden=16: unrecognized arguments: --hiden 16"),
+        (["lr=fast"], "--sweep point lr=fast: argument --lr: invalid float value: 'fast'"),
+    ],
+)
+def test_a_bad_sweep_is_one_line(spec: list[str], says: str, tmp_path: Path) -> None:
+    line = one_error_line(
+        submit("--sweep", *spec, "--data", "d", "--run", "r", "--dry-run", cwd=tmp_path)
+    )
+    assert says in line
+    assert list(tmp_path.iterdir()) == []
