@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,15 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def temp_name(name: str, pid: int | None = None) -> str:
+    """The name a file or directory `name` is written under until it is complete."""
+    return f".{name}.tmp-{os.getpid() if pid is None else pid}"
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(temp_name(path.name))
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -48,16 +54,27 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.fsync(f.fileno())
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @contextmanager
-def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of `final`; on success it replaces `final` in one rename.
+def staged_dir(
+    final: str | os.PathLike, *, replace: Collection[str] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary sibling of `final`; on success it is synced and published at `final`
+    (see `publish_dir`, which `replace` is passed to).
 
     On any failure the temporary directory is removed and `final` keeps its earlier content.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = final.with_name(temp_name(final.name))
+    shutil.rmtree(tmp, ignore_errors=True)  # named by this process's PID: only it writes there
     tmp.mkdir()
     try:
         yield tmp
@@ -65,21 +82,49 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
             if p.is_file():
                 fsync_file(p)
         fsync_dir(tmp)
-        publish_dir(tmp, final, overwrite=overwrite)
+        publish_dir(tmp, final, replace=replace)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def publish_dir(tmp: Path, final: Path, *, overwrite: bool) -> None:
-    """Rename a finished directory into place; an old `final` is moved aside first, then removed."""
+def publish_dir(tmp: Path, final: Path, *, replace: Collection[str] | None = None) -> Path | None:
+    """Rename the finished directory `tmp` to `final`, in one step for readers.
+
+    An existing `final` is an error unless `replace` names the files in it that the caller
+    proved to be its own earlier output: then `final` is renamed aside, `tmp` renamed in, and
+    only those files are deleted from the old one. Returns the aside directory if anything
+    else was in it (kept there for the user), else None.
+    """
     old = None
     if final.exists():
-        if not overwrite:
+        if replace is None:
             raise FileExistsError(final)
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
-    os.replace(tmp, final)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
     fsync_dir(final.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if old is None or remove_ours(old, replace or ()):
+        return None
+    return old
+
+
+def remove_ours(directory: Path, names: Collection[str]) -> bool:
+    """Delete the files `names` of `directory`, then the directory if that emptied it.
+
+    How this project deletes anything that outlived the process that wrote it: by name, never
+    a whole tree, so a file it did not write is never lost. Returns whether the directory is gone.
+    """
+    for name in names:
+        (directory / name).unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:  # not empty: someone else's files are in it
+        return False
+    return True

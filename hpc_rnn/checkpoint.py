@@ -21,7 +21,6 @@ import json
 import os
 import random
 import re
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +31,11 @@ import torch
 
 from hpc_rnn import atomic
 from hpc_rnn.cli import UserError
-from hpc_rnn.shards import file_sha256
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.pt"
 MARKER = "COMPLETE"
+FILES = (STATE_FILE, MARKER)  # what a step directory holds: all that pruning may delete
 BEST_FILE = "best.json"
 _PREFIX = "step-"
 # torch.load(weights_only=True) can be made to run code before 2.6 (CVE-2025-32434).
@@ -62,28 +61,18 @@ def save(
     """Write the checkpoint of `step`, update the best one, and prune old ones."""
     final = step_dir(run_dir, step)
     root = final.parent
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        state_path = tmp / STATE_FILE
-        with open(state_path, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        atomic.write_json(tmp / MARKER, {"step": step, "sha256": file_sha256(state_path)})
-        atomic.fsync_dir(tmp)
         # A resumed run can reach a step it had saved before it was stopped: the new one wins.
-        atomic.publish_dir(tmp, final, overwrite=True)
+        with atomic.staged_dir(final, replace=FILES) as tmp:
+            torch.save(state, tmp / STATE_FILE)
+            digest = atomic.file_sha256(tmp / STATE_FILE)
+            atomic.write_json(tmp / MARKER, {"step": step, "sha256": digest})
     except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
         raise CheckpointError(
             f"could not write checkpoint {final} ({reason}): is the disk full or the path not "
             f"writable? The checkpoints already in {root} are intact; free space and run again"
         ) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if val_loss is not None:
         best = read_best(run_dir)
         if best is None or val_loss < best["val_loss"]:
@@ -125,7 +114,7 @@ def verify(path: str | os.PathLike) -> str | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"checkpoint {path} has an unreadable marker: {exc}"
     state_path = path / STATE_FILE
-    if not state_path.is_file() or file_sha256(state_path) != expected:
+    if not state_path.is_file() or atomic.file_sha256(state_path) != expected:
         return f"checkpoint {path} is corrupt (state.pt does not match its checksum)"
     return None
 
@@ -151,13 +140,14 @@ def prune(run_dir: str | os.PathLike, keep_last: int, *, written: Path | None = 
             # Renamed first, so a kill mid-delete leaves a temporary, not a half checkpoint.
             doomed = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, doomed)
-            shutil.rmtree(doomed)
+            atomic.remove_ours(doomed, FILES)
             removed.append(path)
     # Temporaries of this module's own names whose writer is gone; the run lock guarantees
     # that no other live process writes here.
     for path in root.glob(f".{_PREFIX}*"):
-        if _temp_writer_pid(path.name) not in (None, os.getpid()):
-            shutil.rmtree(path, ignore_errors=True)
+        pid = _temp_writer_pid(path.name)
+        if pid not in (None, os.getpid()):
+            atomic.remove_ours(path, (*FILES, atomic.temp_name(MARKER, pid)))
     return removed
 
 

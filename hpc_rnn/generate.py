@@ -10,6 +10,21 @@ Recipes go to DIR/recipe-0001.txt ... with one line per recipe in DIR/manifest.j
 Two ways to give the model its context: `window`, the lecture's, re-reads the last `window`
 words from a zero state for every new word; `carry` reads the seed once and then one word per
 step, carrying the recurrent state (constant work per word, and a context not cut at `window`).
+
+Ask for a recipe: a title and an ingredient list, laid out as the archive lays out a recipe
+(`hpc_rnn.prompt`), and the model writes the directions and the yield line:
+
+    python -m hpc_rnn.generate --checkpoint RUN --title "Lemon Chicken" \
+        --ingredient "1 pound chicken breasts -- skinned" --ingredient "2 lemons" --out DIR
+    python -m hpc_rnn.generate --checkpoint RUN --title "Bread" --ingredients LIST.txt --out DIR
+    python -m hpc_rnn.generate --checkpoint RUN --complete RECIPES.txt --out DIR
+
+`--complete` keeps the title and ingredient list of every recipe of a MasterCook or Meal-Master
+file and writes new directions for each. Words the vocabulary lacks are named, never dropped:
+by default they are an error (`--unknown unk` reads them as `<unk>` where the vocabulary has
+it). Files are written in the archive's layout (`hpc_rnn.layout`); `--layout tokens` writes the
+token text without header and end line. manifest.jsonl marks a recipe that reached
+`--max-words` before its end line `"finished": false`.
 """
 
 from __future__ import annotations
@@ -19,20 +34,20 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from hpc_rnn import atomic, checkpoint, config, text
+from hpc_rnn import atomic, checkpoint, config, layout, prompt, text
 from hpc_rnn.cli import UserError, command_parser, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig
 from hpc_rnn.distributed import pick_device
 from hpc_rnn.model import RecurrentLM, State
-from hpc_rnn.shards import file_sha256
 from hpc_rnn.vocab import Vocab, load_vocab
 
 CONTEXTS = ("carry", "window")
+LAYOUTS = ("archive", "tokens")
 MANIFEST_FILE = "manifest.jsonl"
 _HEADER = tuple(text.tokenize("* Exported from MasterCook *"))
 _RECIPE_FILES = "recipe-*.txt"
@@ -48,6 +63,7 @@ def generate(
     top_k: int = 0,
     top_p: float = 1.0,
     prompt: str = "",
+    unknown: str = "error",
     max_words: int = 600,
     batch: int = 32,
     seed: int = 0,
@@ -56,29 +72,84 @@ def generate(
     """`n` recipes as word lists, each its seed followed by at most `max_words` generated words.
 
     The model is moved to `device` (default: where it is) and put in eval mode. The same
-    arguments on the same kind of device give the same recipes.
+    arguments on the same kind of device give the same recipes. Words of `prompt` that the
+    vocabulary lacks are handled as `unknown` says (`prompt.known_words`).
     """
-    _check_settings(context, temperature, top_k, top_p, n, max_words, batch)
+    written = _generate(
+        model,
+        vocab,
+        n=n,
+        context=context,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        prompt_text=prompt,
+        unknown=unknown,
+        max_words=max_words,
+        batch=batch,
+        seed=seed,
+        device=device,
+    )
+    return [w.words for w in written]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A recipe the model wrote: its words, seed included."""
+
+    words: list[str]
+    seed_words: int  # how many of `words` were given (the seed or prompt)
+    finished: bool  # it ended at the recipe's end, not at max_words
+
+
+def complete(
+    model: RecurrentLM,
+    vocab: Vocab,
+    prompts: list[list[str]],
+    *,
+    context: str = "carry",
+    temperature: float = 0.8,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    max_words: int = 600,
+    batch: int = 32,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> list[Written]:
+    """One recipe per prompt: its words (all in the vocabulary) and at most `max_words` more.
+
+    Prompts may differ in length. In `carry` mode each is read on its own and the states are
+    batched; in `window` mode prompts whose windows have the same length share a batch.
+    """
+    _check_settings(context, temperature, top_k, top_p, max(1, len(prompts)), max_words, batch)
     device = torch.device(device) if device is not None else model.output.weight.device
     model.to(device).eval()
     generator = torch.Generator(device=device).manual_seed(seed)
-    prompt_ids = _prompt_ids(vocab, prompt)
-    recipes: list[list[str]] = []
+    ids = [[vocab.index[w] for w in p] for p in prompts]
+    order = sorted(range(len(ids)), key=lambda i: min(len(ids[i]), vocab.window))
+    if context == "carry":
+        order = list(range(len(ids)))
+    done: dict[int, Written] = {}
     with torch.inference_mode():
-        for start in range(0, n, batch):
-            seeds = _seeds(vocab, prompt_ids, min(batch, n - start), generator, device)
-            recipes += _generate_batch(
-                model,
-                vocab,
-                seeds,
-                context=context,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                max_words=max_words,
-                generator=generator,
-            )
-    return recipes
+        for _, group in itertools.groupby(
+            order, key=lambda i: 0 if context == "carry" else min(len(ids[i]), vocab.window)
+        ):
+            rows = list(group)
+            for start in range(0, len(rows), batch):
+                part = rows[start : start + batch]
+                written = _generate_batch(
+                    model,
+                    vocab,
+                    [ids[i] for i in part],
+                    context=context,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    max_words=max_words,
+                    generator=generator,
+                )
+                done.update(zip(part, written, strict=True))
+    return [done[i] for i in range(len(ids))]
 
 
 def sample_next(
@@ -189,7 +260,7 @@ def run(cfg: GenerateConfig) -> str:
         "settings": settings,
         "device": str(device),
         "checkpoint": str(step_dir),
-        "checkpoint_sha256": file_sha256(step_dir / checkpoint.STATE_FILE),
+        "checkpoint_sha256": atomic.file_sha256(step_dir / checkpoint.STATE_FILE),
         "vocab_hash": vocab.hash,
         "words_per_s": round(rate, 1),
     }
@@ -238,10 +309,49 @@ def main(argv: list[str] | None = None) -> int:
 # Decoding
 
 
+def _generate(
+    model: RecurrentLM,
+    vocab: Vocab,
+    *,
+    n: int,
+    context: str,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    prompt_text: str,
+    unknown: str,
+    max_words: int,
+    batch: int,
+    seed: int,
+    device: str | torch.device | None,
+) -> list[Written]:
+    _check_settings(context, temperature, top_k, top_p, n, max_words, batch)
+    device = torch.device(device) if device is not None else model.output.weight.device
+    model.to(device).eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    prompt_ids = _prompt_ids(vocab, prompt_text, unknown)
+    recipes: list[Written] = []
+    with torch.inference_mode():
+        for start in range(0, n, batch):
+            seeds = _seeds(vocab, prompt_ids, min(batch, n - start), generator, device)
+            recipes += _generate_batch(
+                model,
+                vocab,
+                seeds.tolist(),
+                context=context,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                max_words=max_words,
+                generator=generator,
+            )
+    return recipes
+
+
 def _generate_batch(
     model: RecurrentLM,
     vocab: Vocab,
-    seeds: torch.Tensor,
+    seeds: list[list[int]],
     *,
     context: str,
     temperature: float,
@@ -249,26 +359,40 @@ def _generate_batch(
     top_p: float,
     max_words: int,
     generator: torch.Generator,
-) -> list[list[str]]:
-    n_seed = seeds.shape[1]
-    recipes = [vocab.decode(row) for row in seeds.tolist()]
+) -> list[Written]:
+    """Recipes from `seeds`: word indices of any lengths in `carry` mode, of one window length
+    (min(len, window)) in `window` mode."""
+    device = model.output.weight.device
+    n_seed = [len(s) for s in seeds]
+    recipes = [vocab.decode(s) for s in seeds]
+    finished = [False] * len(seeds)
     live = list(range(len(recipes)))  # the recipe each batch row writes
     carry = context == "carry"
-    history = seeds[:, -vocab.window :]
-    logits, state = model(seeds if carry else history, last_only=True)
+    history = torch.tensor([s[-vocab.window :] for s in seeds], device=device)
+    if not carry:
+        logits, state = model(history, last_only=True)
+    elif len(set(n_seed)) == 1:
+        logits, state = model(torch.tensor(seeds, device=device), last_only=True)
+    else:
+        # Seeds of different lengths are read one by one; from then on one step serves them all.
+        starts = [model(torch.tensor([s], device=device), last_only=True) for s in seeds]
+        logits = torch.cat([lg for lg, _ in starts])
+        state = _cat([st for _, st in starts])
     for step in range(max_words):
         nxt = sample_next(
             logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
         )
         keep = []
         for row, word in enumerate(vocab.decode(nxt.tolist())):
-            words = recipes[live[row]]
+            r = live[row]
+            words = recipes[r]
             words.append(word)
-            end = _recipe_end(words, n_seed)
+            end = _recipe_end(words, n_seed[r])
             if end is None:
                 keep.append(row)
             else:
                 del words[end:]
+                finished[r] = True
         if not keep or step == max_words - 1:
             break
         if len(keep) < len(live):
@@ -284,7 +408,7 @@ def _generate_batch(
         else:
             history = torch.cat([history, nxt[:, None]], dim=1)[:, -vocab.window :]
             logits, _ = model(history, last_only=True)
-    return recipes
+    return [Written(w, k, f) for w, k, f in zip(recipes, n_seed, finished, strict=True)]
 
 
 def _recipe_end(words: list[str], n_seed: int) -> int | None:
@@ -305,6 +429,13 @@ def _select(state: State, rows: torch.Tensor) -> State:
     if isinstance(state, tuple):
         return (state[0][:, rows], state[1][:, rows])
     return state[:, rows]
+
+
+def _cat(states: list[State]) -> State:
+    """The states of single rows as one batch (the batch is dimension 1: [layers, B, hidden])."""
+    if isinstance(states[0], tuple):
+        return (torch.cat([s[0] for s in states], 1), torch.cat([s[1] for s in states], 1))
+    return torch.cat(states, 1)
 
 
 def _seeds(
@@ -332,15 +463,13 @@ def _seeds(
     return torch.tensor([[*header, titles[p]] for p in picks], device=device)
 
 
-def _prompt_ids(vocab: Vocab, prompt: str) -> list[int]:
-    if not prompt:
+def _prompt_ids(vocab: Vocab, prompt_text: str, unknown: str) -> list[int]:
+    if not prompt_text:
         return []
-    ids = [vocab.index[w] for w in text.tokenize(prompt) if w in vocab.index]
-    if not ids:
-        raise UserError(
-            f"none of the words of --prompt {prompt!r} is in the vocabulary: use common words"
-        )
-    return ids
+    words = prompt.known_words(text.tokenize(prompt_text), vocab, unknown, "--prompt")
+    if not words:
+        raise UserError(f"--prompt {prompt_text!r} holds no words: give a title")
+    return [vocab.index[w] for w in words]
 
 
 def _check_settings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -48,10 +49,16 @@ def read(path: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
-def plot_curves(run_dir: str | os.PathLike) -> Path:
-    """Loss and accuracy against step, training and validation, to RUN/curves.png."""
-    import matplotlib
+def plot_curves(run_dir: str | os.PathLike) -> Path | None:
+    """Loss and accuracy against step, training and validation, to RUN/curves.png.
 
+    matplotlib is an optional extra (`pip install hpc_rnn[plot]`): without it there is no PNG,
+    and metrics.jsonl, the source of truth, is complete anyway.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -69,9 +76,9 @@ def plot_curves(run_dir: str | os.PathLike) -> Path:
         ax.set_ylabel(label)
         ax.legend()
     fig.tight_layout()
-    out = run_dir / PLOT_FILE
-    tmp = run_dir / f".{PLOT_FILE}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=90)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, out)
+    out = run_dir / PLOT_FILE
+    atomic.write_bytes(out, png.getvalue())
     return out

@@ -11,13 +11,10 @@ target) pair are the same for any number of ranks.
 
 Memory, per rank: O(shard_tokens + MAX_PIECE_BYTES + distinct words), whatever the size of the
 corpus, of its largest recipe or of its longest line. A recipe is read in pieces of at most
-text.MAX_PIECE_BYTES (1 MiB, cut at whitespace) and a piece's tokens are encoded straight into
-a NumPy array, so one piece costs about 10 bytes of RSS per byte of text (its bytes, its
-decoded and lowered copies, its token ids); the writer buffers at most 2 x shard_tokens token
-ids (16 MB at the default 4 Mi tokens); the word counts cost ~100 bytes per distinct word, on
-rank 0 once per rank while they are summed. The demo corpus peaks at ~50 MB RSS (the
-interpreter, NumPy and h5py), and the same with one 8 MB recipe on one line added at ~76 MB
-(tested with a bound of +50 MB; the old whole-recipe reader took ~22 x the recipe).
+text.MAX_PIECE_BYTES (cut at whitespace) and tokenized and encoded a piece at a time; the writer
+buffers at most 2 x shard_tokens token ids; the word counts hold one entry per distinct word (on
+rank 0, once per rank while they are summed). tests/faults/test_preprocess_faults.py holds
+preprocessing to a bound; docs/benchmarks.md has the measured figures.
 
 Output: the new directory is assembled under a hidden sibling name and renamed into place. An
 earlier output replaced with --overwrite is moved aside and then only the files its manifest
@@ -27,7 +24,6 @@ a directory holding anything else is refused, never cleaned.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -301,7 +297,7 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
             )
             for p in staging.iterdir():
                 atomic.fsync_file(p)
-            _publish(staging, out, token, cfg.overwrite)
+            _publish(staging, out, cfg.overwrite)
             return ordered
 
         ordered = _step(comm, writing, publish)
@@ -325,32 +321,16 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
     )
 
 
-def _publish(staging: Path, out: Path, token: str, overwrite: bool) -> None:
-    """Put the finished `staging` at `out`. An earlier output there is renamed aside and then
-    only its own files are deleted: a file that turned up in it meanwhile is kept (aside)."""
+def _publish(staging: Path, out: Path, overwrite: bool) -> None:
+    """Put the finished `staging` at `out`; of an earlier output there, only its own files go."""
     # Checked again: `out` may have changed since check_inputs, hours ago on a big corpus.
     ours = _earlier_output(out) if out.is_dir() else []
     if ours and not overwrite:
         raise OutputError(f"{out} was filled while this command ran: run again with --overwrite")
-    if not ours:  # no `out`, or an empty one, which a rename replaces
-        os.replace(staging, out)
-        atomic.fsync_dir(out.parent)
-        return
-    aside = out.with_name(f".{out.name}.old-{token}")
-    os.replace(out, aside)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(aside, out)
-        raise
-    atomic.fsync_dir(out.parent)
-    for name in ours:
-        (aside / name).unlink(missing_ok=True)
-    try:
-        aside.rmdir()
-    except OSError:
+    kept = atomic.publish_dir(staging, out, replace=ours if out.is_dir() else None)
+    if kept is not None:
         print(
-            f"warning: files that appeared in {out} while this command ran are kept in {aside}",
+            f"warning: files that appeared in {out} while this command ran are kept in {kept}",
             file=sys.stderr,
         )
 

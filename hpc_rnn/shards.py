@@ -15,7 +15,6 @@ Shard file `{split}-{rank:03d}-{part:05d}.h5`:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -156,15 +155,7 @@ def describe(path: Path) -> ShardInfo:
         split = str(f.attrs["split"])
         n_tokens = int(f.attrs["n_tokens"])
         n_windows = int(f.attrs["n_windows"])
-    return ShardInfo(path.name, split, n_tokens, n_windows, file_sha256(path))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+    return ShardInfo(path.name, split, n_tokens, n_windows, atomic.file_sha256(path))
 
 
 def write_manifest(directory: Path, shards: list[ShardInfo], **meta: object) -> None:
@@ -240,7 +231,7 @@ def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True
         path = directory / info.file
         if not path.is_file():
             raise DataFormatError(f"shard {path} listed in the manifest is missing: {again}")
-        if verify and file_sha256(path) != info.sha256:
+        if verify and atomic.file_sha256(path) != info.sha256:
             raise DataFormatError(
                 f"shard {path} does not match its checksum (truncated or corrupt): {again}"
             )

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/demo}
-bash scripts/setup.sh mpi
+bash scripts/setup.sh mpi,plot
 py=${HPC_RNN_VENV:-.venv}/bin/python
 mkdir -p "$out"
 [ -s "$out/corpus.txt" ] || "$py" -m hpc_rnn.demo_corpus --recipes "${DEMO_RECIPES:-600}" --seed 0 --out "$out/corpus.txt"

@@ -65,13 +65,28 @@ def test_staged_dir_publishes_whole_or_keeps_the_old(tmp_path: Path):
         (tmp / "a").write_text("1")
     assert (final / "a").read_text() == "1"
 
-    with pytest.raises(RuntimeError), atomic.staged_dir(final, overwrite=True) as tmp:
+    with pytest.raises(RuntimeError), atomic.staged_dir(final, replace=["a"]) as tmp:
         (tmp / "a").write_text("2")
         raise RuntimeError("failed half-way")
     assert (final / "a").read_text() == "1"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
-    with atomic.staged_dir(final, overwrite=True) as tmp:
+    with atomic.staged_dir(final, replace=["a"]) as tmp:
         (tmp / "b").write_text("3")
     assert sorted(p.name for p in final.iterdir()) == ["b"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_publishing_over_an_earlier_output_deletes_only_the_files_named_ours(tmp_path: Path):
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "ours.bin").write_text("old")
+    (final / "notes.txt").write_text("the user's")
+    with pytest.raises(FileExistsError), atomic.staged_dir(final) as tmp:
+        (tmp / "ours.bin").write_text("new")
+    assert (final / "ours.bin").read_text() == "old"
+    with atomic.staged_dir(final, replace=["ours.bin"]) as tmp:
+        (tmp / "ours.bin").write_text("new")
+    assert sorted(p.name for p in final.iterdir()) == ["ours.bin"]
+    aside = [p for p in tmp_path.iterdir() if p.name != "out"]
+    assert len(aside) == 1 and (aside[0] / "notes.txt").read_text() == "the user's"

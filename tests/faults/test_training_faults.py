@@ -23,7 +23,7 @@ import pytest
 import torch
 from conftest import ROOT, clean_env, run_in_repo, train_command
 
-from hpc_rnn import checkpoint, config, runlock, train
+from hpc_rnn import atomic, checkpoint, config, runlock, train
 from hpc_rnn.train import EXIT_STOPPED
 
 TINY = [
@@ -241,7 +241,7 @@ def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path: Path):
     target = checkpoint.step_dir(run, 1)
     target.mkdir(parents=True)
     (target / checkpoint.STATE_FILE).write_bytes(pickle.dumps({"x": _Exploit()}))
-    digest = checkpoint.file_sha256(target / checkpoint.STATE_FILE)
+    digest = atomic.file_sha256(target / checkpoint.STATE_FILE)
     (target / checkpoint.MARKER).write_text(json.dumps({"step": 1, "sha256": digest}))
     with pytest.raises(checkpoint.CheckpointError) as err:
         checkpoint.load(target)
