@@ -237,6 +237,24 @@ class GenerateConfig:
     seed: int = opt(0, "sampling seed")
     device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto: a GPU if there is one")
     overwrite: bool = opt(False, "replace recipes already in the output directory")
+    title: str | None = opt(
+        None, "ask for a recipe of this title, with --ingredient or --ingredients (--n versions)"
+    )
+    ingredient: tuple[str, ...] = opt(
+        (), "one ingredient of the recipe asked for, as a row or free text ('2 cups flour')"
+    )
+    ingredients: str = opt("", "a file of ingredients of the recipe asked for, one a line")
+    complete: str = opt(
+        "", "a MasterCook or Meal-Master file: new directions for each recipe's title and list"
+    )
+    servings: int = opt(4, "the Serving Size line of a recipe asked for with --title")
+    categories: str = opt("", "the Categories line of a recipe asked for with --title")
+    unknown: Literal["error", "unk"] = opt(
+        "error", "words the vocabulary lacks: error names them; unk reads them as <unk>"
+    )
+    layout: Literal["archive", "tokens"] = opt(
+        "archive", "archive: files as the training archive writes recipes; tokens: token text"
+    )
 
     def __post_init__(self) -> None:
         check_choices(self)

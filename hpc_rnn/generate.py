@@ -34,7 +34,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -126,14 +126,14 @@ def complete(
     model.to(device).eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     ids = [[vocab.index[w] for w in p] for p in prompts]
-    order = sorted(range(len(ids)), key=lambda i: min(len(ids[i]), vocab.window))
-    if context == "carry":
-        order = list(range(len(ids)))
+
+    def key(i: int) -> int:
+        # Window mode batches prompts whose windows are one length; carry mode any.
+        return 0 if context == "carry" else min(len(ids[i]), vocab.window)
+
     done: dict[int, Written] = {}
     with torch.inference_mode():
-        for _, group in itertools.groupby(
-            order, key=lambda i: 0 if context == "carry" else min(len(ids[i]), vocab.window)
-        ):
+        for _, group in itertools.groupby(sorted(range(len(ids)), key=key), key=key):
             rows = list(group)
             for start in range(0, len(rows), batch):
                 part = rows[start : start + batch]
@@ -229,46 +229,109 @@ def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[Recurre
 
 def run(cfg: GenerateConfig) -> str:
     """Generate and write the recipes of `cfg`; returns the summary line."""
-    # Mistakes in flags are reported before the checkpoint is read, which can take a while.
+    # Mistakes in flags and in the recipes asked for are reported before the checkpoint is
+    # read, which can take a while.
     _check_settings(
         cfg.context, cfg.temperature, cfg.top_k, cfg.top_p, cfg.n, cfg.max_words, cfg.batch
     )
+    if cfg.layout not in LAYOUTS:
+        raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}, got {cfg.layout!r}")
+    asked = _asked(cfg)
     out = Path(cfg.out)
     _check_out(out, cfg.overwrite)
     device = pick_device(cfg.device)
     model, vocab, step_dir = load_model(cfg.checkpoint, cfg.vocab, device)
     started = time.perf_counter()
-    recipes = generate(
-        model,
-        vocab,
-        n=cfg.n,
+    settings = dict(
         context=cfg.context,
         temperature=cfg.temperature,
         top_k=cfg.top_k,
         top_p=cfg.top_p,
-        prompt=cfg.prompt,
         max_words=cfg.max_words,
         batch=cfg.batch,
         seed=cfg.seed,
         device=device,
     )
+    if asked is None:
+        recipes = _generate(
+            model, vocab, n=cfg.n, prompt_text=cfg.prompt, unknown=cfg.unknown, **settings
+        )
+        titles: list[str] = [""] * len(recipes)
+    else:
+        prompts = _known_prompts(asked, vocab, cfg)
+        recipes = complete(model, vocab, prompts, **settings)
+        titles = [title for title, _ in asked]
     seconds = time.perf_counter() - started
-    words = sum(len(r) for r in recipes)
+    words = sum(len(r.words) for r in recipes)
     rate = words / seconds
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "out", "overwrite")}
     common = {
-        "settings": settings,
+        "settings": {
+            k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "out", "overwrite")
+        },
         "device": str(device),
         "checkpoint": str(step_dir),
         "checkpoint_sha256": atomic.file_sha256(step_dir / checkpoint.STATE_FILE),
         "vocab_hash": vocab.hash,
         "words_per_s": round(rate, 1),
     }
-    write_recipes(out, recipes, common)
-    return f"generated {len(recipes)} recipes, {words} words, {rate:.0f} words/s, in {out}"
+    write_recipes(out, recipes, common, layout_name=cfg.layout, titles=titles)
+    unfinished = sum(not r.finished for r in recipes)
+    note = f", {unfinished} cut off at --max-words {cfg.max_words}" if unfinished else ""
+    return f"generated {len(recipes)} recipes, {words} words, {rate:.0f} words/s{note}, in {out}"
 
 
-def write_recipes(out: Path, recipes: list[list[str]], common: dict) -> None:
+def _asked(cfg: GenerateConfig) -> list[tuple[str, list[str]]] | None:
+    """(title, prompt words) of each recipe asked for, or None to write from nothing.
+
+    --title with --ingredient/--ingredients asks for --n versions of one recipe; --complete
+    for one of each recipe of a file.
+    """
+    given = cfg.title is not None or bool(cfg.ingredient) or bool(cfg.ingredients)
+    if cfg.complete and (given or cfg.prompt):
+        raise UserError(
+            "--complete takes the titles and lists of its file: drop --title, "
+            "--ingredient, --ingredients and --prompt"
+        )
+    if given and cfg.prompt:
+        raise UserError("--prompt and --title both give the title: use --title")
+    if cfg.complete:
+        asked = [(g.title, g.words) for g in prompt.recipes_of(cfg.complete)]
+    elif given:
+        rows = tuple(prompt.ingredient_row(line) for line in cfg.ingredient)
+        if cfg.ingredients:
+            rows += prompt.read_ingredients(cfg.ingredients)
+        recipe = prompt.Recipe(cfg.title or "", rows, cfg.servings, cfg.categories)
+        asked = [(recipe.title.strip(), prompt.prompt_words(recipe))] * cfg.n
+    else:
+        return None
+    for title, words in asked:
+        if len(words) > cfg.max_words:
+            raise UserError(
+                f"the title and ingredient list of {title!r} are {len(words)} words, more than "
+                f"--max-words {cfg.max_words}, the longest recipe the model may write: shorten "
+                "the list or raise --max-words"
+            )
+    return asked
+
+
+def _known_prompts(
+    asked: list[tuple[str, list[str]]], vocab: Vocab, cfg: GenerateConfig
+) -> list[list[str]]:
+    prompt.mastercook_vocabulary(vocab)
+    what = f"the recipes of {cfg.complete}" if cfg.complete else "the title and ingredient list"
+    # One check over all prompts, so that the error names every unknown word at once.
+    prompt.known_words([w for _, words in asked for w in words], vocab, cfg.unknown, what)
+    return [prompt.known_words(words, vocab, cfg.unknown, what) for _, words in asked]
+
+
+def write_recipes(
+    out: Path,
+    recipes: list[Written],
+    common: dict,
+    *,
+    layout_name: str = "archive",
+    titles: list[str] | None = None,
+) -> None:
     """recipe-NNNN.txt per recipe and manifest.jsonl, each file written whole or not at all.
 
     Recipe files of an earlier run beyond the new ones are removed last, so the directory ends
@@ -278,11 +341,22 @@ def write_recipes(out: Path, recipes: list[list[str]], common: dict) -> None:
     width = max(4, len(str(len(recipes))))
     lines = []
     written = set()
-    for i, words in enumerate(recipes, start=1):
+    for i, recipe in enumerate(recipes, start=1):
         name = f"recipe-{i:0{width}d}.txt"
-        atomic.write_text(out / name, recipe_text(words))
+        body = (
+            layout.render(recipe.words) if layout_name == "archive" else recipe_text(recipe.words)
+        )
+        atomic.write_text(out / name, body)
         written.add(name)
-        lines.append(json.dumps({"file": name, "words": len(words), **common}, sort_keys=True))
+        row = {
+            "file": name,
+            "words": len(recipe.words),
+            "prompt_words": recipe.seed_words,
+            "finished": recipe.finished,
+            **({"title": titles[i - 1]} if titles and titles[i - 1] else {}),
+            **common,
+        }
+        lines.append(json.dumps(row, sort_keys=True))
     atomic.write_text(out / MANIFEST_FILE, "".join(line + "\n" for line in lines))
     for stale in out.glob(_RECIPE_FILES):
         if stale.name not in written:
@@ -295,11 +369,19 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint", required=True, help="a checkpoint step directory, or a run directory"
     )
     parser.add_argument("--out", required=True, help="directory for the recipes and manifest")
-    config.add_arguments(parser, GenerateConfig, skip=("checkpoint", "out"))
+    # --title defaults to None, so that an empty --title "" is refused rather than read as none;
+    # --ingredient is given once per ingredient.
+    helps = {f.name: f.metadata["help"] for f in fields(GenerateConfig)}
+    parser.add_argument("--title", default=None, help=helps["title"])
+    parser.add_argument(
+        "--ingredient", action="append", default=[], metavar="ROW", help=helps["ingredient"]
+    )
+    config.add_arguments(parser, GenerateConfig, skip=("checkpoint", "out", "title", "ingredient"))
 
     def body() -> int:
         args = parser.parse_args(argv)
-        print(run(config.from_args(GenerateConfig, args)), flush=True)
+        cfg = config.from_args(GenerateConfig, args, ingredient=tuple(args.ingredient))
+        print(run(cfg), flush=True)
         return 0
 
     return run_main(body)
@@ -367,9 +449,12 @@ def _generate_batch(
     recipes = [vocab.decode(s) for s in seeds]
     finished = [False] * len(seeds)
     live = list(range(len(recipes)))  # the recipe each batch row writes
-    carry = context == "carry"
-    history = torch.tensor([s[-vocab.window :] for s in seeds], device=device)
-    if not carry:
+    history = (
+        torch.tensor([s[-vocab.window :] for s in seeds], device=device)
+        if context == "window"
+        else None
+    )
+    if history is not None:
         logits, state = model(history, last_only=True)
     elif len(set(n_seed)) == 1:
         logits, state = model(torch.tensor(seeds, device=device), last_only=True)
@@ -399,11 +484,11 @@ def _generate_batch(
             # Finished recipes leave the batch, so no work is spent on them.
             rows = torch.tensor(keep, device=nxt.device)
             nxt, live = nxt[rows], [live[row] for row in keep]
-            if carry:
+            if history is None:
                 state = _select(state, rows)
             else:
                 history = history[rows]
-        if carry:
+        if history is None:
             logits, state = model(nxt[:, None], state, last_only=True)
         else:
             history = torch.cat([history, nxt[:, None]], dim=1)[:, -vocab.window :]

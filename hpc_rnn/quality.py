@@ -148,13 +148,32 @@ def _clean_lines(text: str) -> list[str]:
     return [" ".join(line.split()) for line in normalize(text).lower().split("\n")]
 
 
+@dataclass(frozen=True)
+class Row:
+    """One ingredient row cut into the table's columns; parts it lacks are ""."""
+
+    amount: str  # "2", "1 1/2", "1/2", "½"
+    measure: str  # one of MEASURE_WORDS, optionally after "fluid"
+    ingredient: str  # the rest of the row, `-- preparation` included, as written
+
+
+def parse_row(row: str) -> Row:
+    """The columns of one ingredient row, read from its words (whitespace runs count as one).
+
+    The amount is taken only when a space or the row's end follows it, and the measure only as
+    a whole word, so "12 cupcakes" has no measure and "2-3 eggs" no amount.
+    """
+    row = " ".join(row.split())
+    m = _ROW.match(row)
+    if not m:
+        return Row("", "", row)
+    return Row(m.group("amount"), m.group("measure") or "", m.group("rest"))
+
+
 def _split_row(row: str) -> tuple[bool, str]:
     """(amount followed by a measure word?, ingredient name) for one ingredient row."""
-    m = _ROW.match(row)
-    has_measure = bool(m and m.group("measure"))
-    name = m.group("rest") if m else row
-    name = name.split("--", 1)[0]
-    return has_measure, name.strip(" ,;:.")
+    r = parse_row(row)
+    return bool(r.measure), r.ingredient.split("--", 1)[0].strip(" ,;:.")
 
 
 def _first(lines: list[str], pattern: re.Pattern[str], start: int = 0) -> int | None:

@@ -1,0 +1,245 @@
+"""Token text to a recipe file in the layout of the archive the model learned (MasterCook export).
+
+The model writes lower-case tokens with the columns gone. `render` lays them out as the archive
+does: the export line, the title centred and in title case, the `Recipe By`, `Serving Size` and
+`Categories` lines with their labels padded, the Amount / Measure / Ingredient table in its
+aligned columns (amount in 8, measure in 12), `---SECTION---` rows indented under the
+ingredients, directions as sentences (capital after a full stop, hyphens and ranges closed up,
+quotes against their words), the `Yield:` line and the spaced-dash end line.
+
+The layout changes case and whitespace, never words: `text.tokenize(render(words)) == words`
+for any tokens the tokenizer can give (checked by the tests on random token streams). Whitespace
+is only put where a space was, or dropped beside a punctuation mark, which is a token of its own
+whatever touches it; two dashes are never joined (they would read as one "--"), and a letter is
+upper-cased only when lower-casing gives it back ("ß" stays as it is). `<unk>` is no text the
+tokenizer gives: it is written as is and reads back as "<", "unk", ">".
+
+Lines are recognised by their words and their order, so text that does not follow the layout
+(a model early in training) is still written line for line, as sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from hpc_rnn import text
+from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, SECTION_INDENT, TABLE_HEADER, TABLE_RULE
+from hpc_rnn.quality import parse_row
+
+EXPORT_WORDS = tuple(text.tokenize(EXPORT_LINE))
+HEADER_WORDS = tuple(text.tokenize(TABLE_HEADER))
+RULE_WORDS = tuple(text.tokenize(TABLE_RULE))
+_END_WORDS = tuple(text.tokenize(END_LINE))
+TITLE_WIDTH = 74  # the archive centres titles in 74 columns
+_LABELS = {"recipe by": "Recipe By     :", "categories": "Categories    :"}
+_CATEGORY_COLUMN = 33
+_CATEGORY_INDENT = " " * 16  # a third category goes on a line of its own, under the first
+# Title case leaves these lower case inside a title, as the archive's titles do.
+_SMALL_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "but",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "with",
+    ]
+)
+
+
+def render(words: list[str]) -> str:
+    """The recipe file for a generated recipe's tokens (see the module docstring).
+
+    The text ends with a newline: one is added when the tokens do not end with one (a recipe
+    cut off by --max-words), so that files can be concatenated into a corpus.
+    """
+    out = list(_render_lines(split_lines(words)))
+    rendered = text.NEWLINE.join(out)
+    return rendered if rendered.endswith(text.NEWLINE) else rendered + text.NEWLINE
+
+
+def title_case(line: str) -> str:
+    """'lemon chicken with rice' -> 'Lemon Chicken with Rice' (first word always capitalised)."""
+    first = True
+
+    def cap(m: re.Match[str]) -> str:
+        nonlocal first
+        word = m.group(0)
+        keep = not first and word in _SMALL_WORDS
+        first = False
+        return word if keep else _upper_first(word)
+
+    return _WORD.sub(cap, line)
+
+
+def sentences(words: list[str]) -> str:
+    """One line of directions: words spaced as people write, each sentence with a capital."""
+    line = _space(words)
+    return _SENTENCE_START.sub(lambda m: m.group(1) + _upper_first(m.group(2)), line)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines
+
+
+def split_lines(words: list[str]) -> list[list[str]]:
+    """The words of each line; a recipe ending in a newline ends with an empty line."""
+    lines: list[list[str]] = [[]]
+    for w in words:
+        if w == text.NEWLINE:
+            lines.append([])
+        else:
+            lines[-1].append(w)
+    return lines
+
+
+def _render_lines(lines: list[list[str]]) -> Iterator[str]:
+    """Each token line as the archive writes it, in the archive's order of parts."""
+    part = "top"  # top (export line, title, labels), rows, directions, end
+    has_title = False
+    previous: list[str] = []
+    for words in lines:
+        key = tuple(words)
+        after_categories = previous[:2] == ["categories", ":"]
+        previous = words
+        if not words:
+            if part == "rows":
+                part = "directions"  # the ingredient table ends at its first blank line
+            yield ""
+        elif key == EXPORT_WORDS:
+            part, has_title = "top", False
+            yield EXPORT_LINE
+        elif key == HEADER_WORDS:
+            part = "rows"
+            yield TABLE_HEADER
+        elif key == RULE_WORDS:
+            yield TABLE_RULE
+        elif text.is_recipe_end(words):
+            part = "end"
+            yield END_LINE if key == _END_WORDS else " " * 19 + " ".join(words)
+        elif part == "top" and (label := _label(words)) is not None:
+            has_title = True  # whatever came before the labels, a title no longer comes after
+            yield label
+        elif part == "top" and not has_title:
+            has_title = True
+            title = title_case(_space(words))
+            yield " " * max(0, (TITLE_WIDTH - len(title)) // 2) + title
+        elif part == "top" and after_categories:
+            yield _CATEGORY_INDENT + _categories(words)
+        elif part == "rows":
+            yield _row(words)
+        elif words[:2] == ["yield", ":"]:
+            yield "Yield: " + _space(words[2:])
+        else:
+            yield sentences(words)
+
+
+def _label(words: list[str]) -> str | None:
+    """`Recipe By`, `Serving Size` and `Categories` lines with the archive's padded labels."""
+    if words[:3] == ["recipe", "by", ":"]:
+        return _join(_LABELS["recipe by"], title_case(_space(words[3:])))
+    if words[:2] == ["categories", ":"]:
+        return _join(_LABELS["categories"], _categories(words[2:]))
+    if words[:3] == ["serving", "size", ":"]:
+        rest = words[3:]
+        # "Serving Size  : 12   Preparation Time :0:00", the number in 4 columns
+        if len(rest) >= 4 and rest[0].isdigit() and rest[1:4] == ["preparation", "time", ":"]:
+            time = _space(rest[4:])
+            return f"Serving Size  : {rest[0]:<4} Preparation Time :{time}"
+        return _join("Serving Size  :", _space(rest))
+    return None
+
+
+def _categories(words: list[str]) -> str:
+    # The archive sets two categories to a line, the second at column 33 of the value. Where a
+    # category ends is lost with the columns; two single words are surely two categories.
+    if len(words) == 2 and all(w.isalpha() for w in words):
+        return title_case(words[0]).ljust(_CATEGORY_COLUMN) + title_case(words[1])
+    return title_case(_space(words))
+
+
+def _join(label: str, value: str) -> str:
+    return f"{label} {value}" if value else label
+
+
+def _row(words: list[str]) -> str:
+    """An ingredient row in the table's columns, or a `---SECTION---` row under them."""
+    middle = words[1:-1]
+    if (
+        _dashes(words[0])
+        and _dashes(words[-1])
+        and middle
+        and not (_dashes(middle[0]) or _dashes(middle[-1]))
+    ):
+        # "---FOR THE TOP---": the dash runs close up against the words, never against a dash
+        return SECTION_INDENT + words[0] + _upper(_space(middle)) + words[-1]
+    return row_text(_space(words))
+
+
+def row_text(line: str) -> str:
+    """A row's text ("1 1/2 cups flour -- sifted") in the table's columns, the name capitalised."""
+    row = parse_row(line)
+    name, _, prep = row.ingredient.partition(" -- ")
+    name = _upper_first(name)
+    ingredient = f"{name} -- {prep}" if _ else name
+    whole, _, frac = row.amount.rpartition(" ") if " " in row.amount else ("", "", row.amount)
+    if "/" not in frac and not whole:  # "2" is a whole amount, "1/2" a fraction
+        whole, frac = frac, ""
+    amount = f"{whole:>4} {frac:<3}" if len(whole) <= 4 and len(frac) <= 3 else row.amount
+    return f"{amount}  {row.measure:<12}  {ingredient}".rstrip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Words
+
+
+_WORD = re.compile(r"(?<![\w'])[a-z][\w']*")
+# A sentence starts a line, or follows . ! ? and a space, perhaps behind an opening mark.
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+[\"(]?)([a-z])")
+_HYPHEN = re.compile(r"(?<=\w) - (?=\w)")  # "well - greased" -> "well-greased", "5 - 6" -> "5-6"
+_INCH = re.compile(r'(?<=\d) "')  # '10 " pan' -> '10" pan'
+_DECIMAL = re.compile(r"(?<=\d)\. (?=\d)")  # "1. 5" -> "1.5"
+
+
+def _dashes(word: str) -> bool:
+    return word.startswith("-")
+
+
+def _upper_first(word: str) -> str:
+    return _upper(word[:1]) + word[1:]
+
+
+def _upper(s: str) -> str:
+    """Upper case, where lower-casing it gives the same text back (tokenize lower-cases)."""
+    up = s.upper()
+    return up if up.lower() == s else s
+
+
+def _space(words: list[str]) -> str:
+    """Words joined as people write them; text.tokenize gives the same words back."""
+    line = _DECIMAL.sub(".", _INCH.sub('"', _HYPHEN.sub("-", text.detokenize(words))))
+    return _close_quotes(line)
+
+
+def _close_quotes(line: str) -> str:
+    # The detokenizer spaces a '"' on both sides; in turn an opening one goes against the word
+    # after it and a closing one against the word before.
+    parts = line.split(' " ')
+    if len(parts) < 2:
+        return line
+    out = parts[0]
+    for i, part in enumerate(parts[1:]):
+        out += (' "' if i % 2 == 0 else '" ') + part
+    return out
