@@ -260,7 +260,8 @@ def preprocess(cfg: config.PreprocessConfig, comm: Any = None) -> Summary | None
                 writer = writers["val" if is_val_recipe(index, cfg.val_fraction) else "train"]
                 # A piece is at most MAX_PIECE_BYTES, so its token list is bounded too; lists are
                 # much faster than token-at-a-time generators.
-                writer.add(vocab.encode(text.tokenize(text.decode_recipe(raw)[0])))
+                ids = vocab.encode(text.tokenize(text.decode_recipe(raw)[0]))
+                writer.add(ids, recipe_start=bool(first))
 
         _step(comm, writing, write)
         written: list[shards.ShardInfo] = []

@@ -9,6 +9,8 @@ MPI ranks join into exactly the stream one process would write.
 Shard file `{split}-{rank:03d}-{part:05d}.h5`:
     /tokens   uint16 (uint32 if n_words > 65535), 1-D, chunked (65536,), no compression
     /context  same dtype, 0..window tokens
+    /recipe_starts  int64 offsets into /tokens where a recipe begins (schema 2; a recipe may
+              continue into the next shard)
     attrs     schema_version, split, window, vocab_hash, n_tokens, n_windows
 `manifest.json` lists every shard in stream order with its counts and sha256.
 """
@@ -28,7 +30,9 @@ import numpy as np
 from hpc_rnn import atomic
 from hpc_rnn.cli import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 had no /recipe_starts; its data still trains everything but whole-recipe objectives.
+READABLE_SCHEMAS = (1, 2)
 MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val")
 CHUNK_TOKENS = 1 << 16
@@ -85,6 +89,8 @@ class SplitWriter:
         self.shard_tokens = max(shard_tokens, window)
         self._buf: list[np.ndarray] = []
         self._buffered = 0
+        self._written = 0  # tokens of this rank's stream already in shard files
+        self._starts: list[int] = []  # where recipes begin in this rank's stream, not yet written
         self._files: list[Path] = []
         self._tail = np.zeros(0, self.dtype)  # last `window` tokens written by this rank
 
@@ -94,7 +100,10 @@ class SplitWriter:
         pending = np.concatenate([self._tail, *self._buf]) if self._buf else self._tail
         return pending[-self.window :].copy()
 
-    def add(self, ids: list[int] | np.ndarray) -> None:
+    def add(self, ids: list[int] | np.ndarray, *, recipe_start: bool = False) -> None:
+        """Append token ids; `recipe_start` marks the first ids of a recipe."""
+        if recipe_start:
+            self._starts.append(self._written + self._buffered)
         ids = np.asarray(ids, dtype=self.dtype)
         if not len(ids):
             return
@@ -111,11 +120,17 @@ class SplitWriter:
         path = self.directory / f"{self.split}-{self.rank:03d}-{len(self._files):05d}.h5"
         # The first shard's context comes from earlier ranks; see finish().
         context = self._tail if self._files else np.zeros(0, self.dtype)
-        self._store(path, tokens, context)
+        end = self._written + len(tokens)
+        here = [p - self._written for p in self._starts if p < end]
+        self._starts = [p for p in self._starts if p >= end]
+        self._store(path, tokens, context, np.asarray(here, np.int64))
+        self._written = end
         self._files.append(path)
         self._tail = np.concatenate([self._tail, tokens])[-self.window :]
 
-    def _store(self, path: Path, tokens: np.ndarray, context: np.ndarray) -> None:
+    def _store(
+        self, path: Path, tokens: np.ndarray, context: np.ndarray, starts: np.ndarray
+    ) -> None:
         # HDF5 builds the file in memory (one shard) and Python writes it: a full disk or a
         # file size limit is then one OSError with its errno, instead of HDF5 failing inside
         # its own close and again at exit with the half-written file still open.
@@ -127,6 +142,7 @@ class SplitWriter:
                 chunks=(min(len(tokens), CHUNK_TOKENS),) if len(tokens) else None,
             )
             f.create_dataset("context", data=context.astype(self.dtype), maxshape=(self.window,))
+            f.create_dataset("recipe_starts", data=starts)
             f.attrs.update(
                 schema_version=SCHEMA_VERSION,
                 split=self.split,
@@ -145,8 +161,8 @@ class SplitWriter:
             self._buf, self._buffered = [], 0
         if self._files:
             with h5py.File(self._files[0], "r") as f:
-                tokens = f["tokens"][...]
-            self._store(self._files[0], tokens, context)
+                tokens, starts = f["tokens"][...], f["recipe_starts"][...]
+            self._store(self._files[0], tokens, context, starts)
         return [describe(p) for p in self._files]
 
 
@@ -189,10 +205,10 @@ def read_manifest(directory: str | os.PathLike) -> dict:
         raise DataFormatError(f"{path} is truncated or corrupt ({exc}): {again}") from None
     if not isinstance(doc, dict):
         raise DataFormatError(f"{path} is not a manifest (no JSON object): {again}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
+    if doc.get("schema_version") not in READABLE_SCHEMAS:
         raise DataFormatError(
-            f"{path}: schema version {doc.get('schema_version')}, this code reads {SCHEMA_VERSION}: "
-            "preprocess the corpus again"
+            f"{path}: schema version {doc.get('schema_version')}, this code reads "
+            f"{', '.join(map(str, READABLE_SCHEMAS))}: preprocess the corpus again"
         )
     problem = _manifest_problem(doc)
     if problem:
@@ -214,7 +230,15 @@ def _manifest_problem(doc: dict) -> str:
 
 
 def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True) -> np.ndarray:
-    """The split's whole token stream, joined from its shards (2 or 4 bytes per token in RAM).
+    """The split's whole token stream, joined from its shards (2 or 4 bytes per token in RAM)."""
+    return load_split(directory, split, verify=verify)[0]
+
+
+def load_split(
+    directory: str | os.PathLike, split: str, *, verify: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The split's token stream, and where each of its recipes begins in it (None for data of
+    schema 1, which did not record that).
 
     Checks each shard's checksum (with `verify`) and that each shard's context is the tail of the
     stream before it, so a missing, reordered or corrupt shard is an error, not silent bad data.
@@ -224,6 +248,8 @@ def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True
     again = f"preprocess the corpus again (`python -m hpc_rnn.preprocess CORPUS --out {directory}`)"
     window = int(doc["window"])
     parts: list[np.ndarray] = []
+    starts: list[np.ndarray] | None = [] if doc["schema_version"] >= 2 else None
+    offset = 0
     stream_tail = np.zeros(0, np.int64)
     for info in (ShardInfo(**s) for s in doc["shards"]):
         if info.split != split:
@@ -240,10 +266,14 @@ def load_stream(directory: str | os.PathLike, split: str, *, verify: bool = True
                 raise DataFormatError(f"shard {path} was made with another vocabulary: {again}")
             tokens = f["tokens"][...]
             context = f["context"][...]
+            if starts is not None:
+                starts.append(f["recipe_starts"][...].astype(np.int64) + offset)
         if not np.array_equal(context.astype(np.int64), stream_tail[-window:]):
             raise DataFormatError(f"shard {path} does not continue the shard before it: {again}")
         parts.append(tokens)
+        offset += len(tokens)
         stream_tail = np.concatenate([stream_tail, tokens.astype(np.int64)])[-window:]
-    if not parts:
-        return np.zeros(0, token_dtype(int(doc["n_words"])))
-    return np.concatenate(parts)
+    stream = np.concatenate(parts) if parts else np.zeros(0, token_dtype(int(doc["n_words"])))
+    return stream, (
+        np.concatenate([np.zeros(0, np.int64), *starts]) if starts is not None else None
+    )

@@ -14,7 +14,7 @@ from conftest import clean_env, run_in_repo
 
 from hpc_rnn import config, preprocess, shards
 from hpc_rnn.mpi import SingleProcess
-from hpc_rnn.shards import load_stream, read_manifest
+from hpc_rnn.shards import read_manifest
 from hpc_rnn.vocab import load_vocab
 
 # Small shards, so that each rank writes several and contexts cross both shard and rank borders.
@@ -141,8 +141,9 @@ def test_mpi_ranks_write_the_data_of_one_process(
     assert doc["recipes"] == single["recipes"] == 200
     assert doc["splits"] == single["splits"]
     for split in shards.SPLITS:
-        stream = load_stream(single_dir, split)
-        assert np.array_equal(load_stream(out, split), stream)
+        stream, starts = shards.load_split(single_dir, split)
+        mpi_stream, mpi_starts = shards.load_split(out, split)
+        assert np.array_equal(mpi_stream, stream) and np.array_equal(mpi_starts, starts)
         assert doc["splits"][split]["n_windows"] == len(stream) - window > 0
         _check_windows_cover_the_stream(out, split, stream)
         if window <= 100:  # (rows of window + 1 tokens: only for small windows)

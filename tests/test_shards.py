@@ -54,7 +54,7 @@ def test_shard_schema(demo_data: Path):
     assert {p.name for p in files} == {"train-000-00000.h5", "val-000-00000.h5"}
     for path in files:
         with h5py.File(path, "r") as f:
-            assert set(f.keys()) == {"tokens", "context"}
+            assert set(f.keys()) == {"tokens", "context", "recipe_starts"}
             tokens, context = f["tokens"], f["context"]
             assert tokens.dtype == np.uint16  # a small vocabulary
             assert context.dtype == np.uint16
@@ -75,6 +75,21 @@ def test_shard_schema(demo_data: Path):
             assert f.attrs["vocab_hash"] == vocab.hash
             assert f.attrs["n_tokens"] == len(tokens) > 0
             assert int(np.max(tokens[...])) < vocab.n_words
+
+
+def test_recipe_starts_point_at_every_recipe_of_the_split(demo_data: Path, multi_shard_data: Path):
+    vocab = load_vocab(demo_data)
+    doc = read_manifest(demo_data)
+    n_val = sum(preprocess.is_val_recipe(i, 0.05) for i in range(doc["recipes"]))
+    for split, n_recipes in (("train", doc["recipes"] - n_val), ("val", n_val)):
+        stream, starts = shards.load_split(demo_data, split)
+        # Every recipe opens with MasterCook's export line, "* Exported from MasterCook *".
+        assert len(starts) == n_recipes and starts[0] == 0
+        assert set(vocab.decode(stream[starts].tolist())) == {"*"}
+        assert {vocab.words[i] for i in stream[starts + 1]} == {"exported"}
+        assert np.all(np.diff(starts) > 0) and starts[-1] < len(stream)
+        # Small shards, where recipes cross shard boundaries, record the same starts.
+        assert np.array_equal(shards.load_split(multi_shard_data, split)[1], starts)
 
 
 def test_first_shard_has_tokens_minus_window_windows(demo_data: Path):
