@@ -95,6 +95,11 @@ class TrainJob(submitit.helpers.Checkpointable):
             submitit.helpers.TorchDistributedEnvironment().export(
                 set_cuda_visible_devices=False, overwrite=True
             )
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+        if cpus.isdigit():  # the job script of the templates sets OMP_NUM_THREADS; submitit's not
+            import torch
+
+            torch.set_num_threads(int(cpus))
         rc = train(self.cfg)
         if rc == EXIT_STOPPED:
             # Checkpointed on a signal (and, before a time limit, requeued). End this attempt

@@ -1,8 +1,9 @@
 """The job templates and hpc_rnn.submit on a real Slurm (scripts/slurm_up.sh): submitted as a
 user would, waited for, and checked by what they leave on disk. Skipped without a cluster.
 
-The CI node has 2 CPUs and 4 fake GPUs, so the templates are submitted with smaller
-allocations (as a user overrides them); the training falls back to the CPU.
+The CI nodes (n1, n2) advertise 4 CPUs and 4 fake GPUs each, so the templates are submitted
+with smaller allocations (as a user overrides them) and --device cpu: in an allocation with
+GPUs, --device auto refuses to train without CUDA. Two-node jobs: tests/test_two_nodes.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from hpc_rnn import checkpoint
 
 pytestmark = pytest.mark.slurm
 
-TINY = "--hidden 32 --log-every 1 --val-windows 100 --warmup-steps 2"
+TINY = "--device cpu --hidden 32 --log-every 1 --val-windows 100 --warmup-steps 2"
 SUBMIT = [sys.executable, "-m", "hpc_rnn.submit"]
 ONE_TASK = ["--ntasks-per-node=1", "--gpus-per-node=1", "--cpus-per-task=1", "--time=10"]
 SMALL_ALLOC = ["--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=1", "--time=10"]
@@ -83,6 +85,7 @@ def test_preprocess_train_generate_chained_with_sbatch(
         OUT=str(out),
         N="3",
         TRAIN_ARGS=f"{TINY} --epochs 2",
+        GENERATE_ARGS="--device cpu",
     )
     pre = sbatch("preprocess.sh", "--ntasks=2", "--time=5", cwd=tmp_path, env=env)
     trn = sbatch(
@@ -103,7 +106,7 @@ def test_preprocess_train_generate_chained_with_sbatch(
     manifest = json.loads((data / "manifest.json").read_text())
     assert manifest["ranks"] == 2  # srun --mpi=pmi2 made one MPI world of 2
     log = (tmp_path / f"hpc_rnn_train-{trn}.out").read_text()
-    assert "world 2 on cpu" in log and "training exited with 0" in log
+    assert "world 2 on cpu" in log and "training exited with 0: done" in log
     state = checkpoint.load(checkpoint.resolve(run))
     assert state["position"]["epoch"] == 2
     assert (run / "curves.png").exists()
@@ -267,7 +270,9 @@ def test_train_template_passes_arguments_after_the_script_name(
     slurm_cluster: str, demo_data: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    env = job_env(DATA=str(demo_data), RUN=str(run), TRAIN_ARGS="--log-every 1 --max-steps 50")
+    env = job_env(
+        DATA=str(demo_data), RUN=str(run), TRAIN_ARGS="--device cpu --log-every 1 --max-steps 50"
+    )
     # After the script name: the training's flags, over TRAIN_ARGS.
     after = ("--hidden", "16", "--max-steps", "3")
     job = sbatch("train_lstm.sh", *ONE_TASK, cwd=tmp_path, env=env, script_args=after)
@@ -283,3 +288,99 @@ def test_train_args_are_not_globbed(slurm_cluster: str, demo_data: Path, tmp_pat
     job = sbatch("train_lstm.sh", *ONE_TASK, cwd=tmp_path, env=env)
     assert wait_done(job) == "FAILED"
     assert "invalid int value: '1*'" in (tmp_path / f"hpc_rnn_train-{job}.out").read_text()
+
+
+def test_scancel_checkpoints_and_stops_without_requeueing(
+    slurm_cluster: str, demo_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    env = job_env(DATA=str(demo_data), RUN=str(run), TRAIN_ARGS=f"{TINY} --max-steps 100000")
+    job = sbatch("train_lstm.sh", *SMALL_ALLOC, cwd=tmp_path, env=env)
+    wait_until(lambda: len(train_steps(run)) >= 3, 120, "training to take 3 steps")
+    check_cmd("scancel", job)  # TERM to every rank, KILL KillWait (5 s) later
+    assert wait_done(job) == "CANCELLED"
+    assert "Restarts=0" in check_cmd("scontrol", "show", "job", job)
+    log = (tmp_path / f"hpc_rnn_train-{job}.out").read_text()
+    assert "stopped by SIGTERM" in log and "requeued" not in log
+    assert checkpoint.load(checkpoint.resolve(run))["step"] >= 3
+
+
+def test_submit_wait_sees_a_requeued_job_through_to_its_result(
+    slurm_cluster: str, demo_data: Path, tmp_path: Path
+) -> None:
+    submitit = pytest.importorskip("submitit")
+    run, steps = tmp_path / "run", 60
+    cmd = [*SUBMIT, "--gpus", "2", "--cpus-per-task", "1", "--time", "10", "--wait"]
+    args = [*TINY.split(), "--max-steps", str(steps), "--epochs", "100"]
+    proc = subprocess.Popen(
+        [*cmd, "--report-every", "5", *args],
+        cwd=tmp_path,
+        env=job_env(DATA=str(demo_data), RUN=str(run)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
+    reader.start()
+    job = ""
+    try:
+        first = lines.get(timeout=120)
+        job = re.match(r"train: job (\d+), logs ", first).group(1)
+        wait_until(lambda: len(train_steps(run)) >= 3, 120, "training to take 3 steps")
+        check_cmd("scancel", "--signal=USR2", job)
+        wait_until(lambda: "Restarts=1" in check_cmd("scontrol", "show", "job", job), 60, "requeue")
+        # From the requeue to the end, submitit must not count the job as done (a result file
+        # written by the stopped attempt would make it so).
+        handle = submitit.SlurmJob(folder=run / "submitit", job_id=job, tasks=(0, 1))
+        checks = 0
+        while proc.poll() is None:
+            done = handle.done(force_check=True)
+            if handle.paths.result_pickle.exists():
+                break  # the requeued attempt has finished
+            assert not done, f"job {job} counted as done while requeued ({handle.state})"
+            checks += 1
+            time.sleep(1)
+        assert checks >= 5  # the requeued job pends ~10 s, then trains again
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            run_cmd("scancel", job)
+            proc.kill()
+    reader.join(timeout=10)
+    out = first + "".join(lines.queue)
+    assert proc.returncode == 0, out + proc.stderr.read()
+    assert f"train: {{'run': '{run}', 'exit': 0, 'step': {steps}" in out
+    assert train_steps(run) == list(range(1, steps + 1))
+    logs = "".join(p.read_text() for p in (run / "submitit").glob(f"{job}_0_log.out"))
+    assert "stopped by SIGUSR2" in logs and "resuming at step" in logs
+
+
+def test_sweep_is_one_job_array_and_ends_in_a_table(
+    slurm_cluster: str, demo_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "sweep"
+    cmd = [*SUBMIT, "--sweep", "lr=0.001,0.003", "hidden=16,24", "--cpus-per-task", "1"]
+    args = ["--time", "10", "--wait", *TINY.split(), "--max-steps", "3", "--val-windows", "50"]
+    proc = run_in(
+        [*cmd, *args, "--data", str(demo_data), "--run", str(run)], ROOT, job_env(), timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = re.findall(r"^(lr=\S+ hidden=\d+): job (\d+)_(\d), logs ", proc.stdout, re.M)
+    assert len({array for _, array, _ in jobs}) == 1 and len(jobs) == 4  # one array of 4
+    array = jobs[0][1]
+    assert (
+        check_cmd("sacct", "-n", "-X", "-P", "-j", array, "-o", "JobName").split()
+        == ["sweep-sweep"] * 4
+    )
+    table = proc.stdout[proc.stdout.index("point ") :].splitlines()
+    assert re.split(r"\s{2,}", table[0]) == ["point", "job", "steps", "val_loss", "run"]
+    for line, (lr, hidden) in zip(
+        table[1:], [(a, b) for a in ("0.001", "0.003") for b in ("16", "24")], strict=True
+    ):
+        point, job, steps, loss, point_run = re.split(r"\s{2,}", line)
+        assert point == f"lr={lr} hidden={hidden}" and job.startswith(f"{array}_")
+        assert steps == "3" and float(loss) > 0
+        assert point_run == str(run / f"lr={lr}_hidden={hidden}")
+        saved = json.loads((Path(point_run) / "config.json").read_text())
+        assert saved["lr"] == float(lr) and saved["model"]["hidden"] == int(hidden)
