@@ -14,6 +14,7 @@ with batch 2b.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -112,3 +113,97 @@ def one_hot(inputs: torch.Tensor, n_words: int, dtype: torch.dtype = torch.float
     at a fraction of the memory and compute.
     """
     return torch.nn.functional.one_hot(inputs, n_words).to(dtype)
+
+
+class RecipePlan:
+    """Whole recipes as training sequences: the recurrent state starts at zero at each recipe
+    and runs to its end, so the directions are trained with the ingredient list in view.
+
+    Item i is recipe i of the split (one longer than `max_len` tokens is cut into pieces of
+    `max_len`, each its own item). Epoch e visits the items in a permutation seeded by
+    (seed, e); within each run of POOL items of that order, items are sorted by length, so a
+    batch pads little. Both depend on neither the batch size nor the world size: a step at
+    position p takes items [p, p + G) of that order, rank r every world-th of them, and the
+    loss is the mean over the step's target tokens on all ranks. So, as with WindowPlan, every
+    token is a target exactly once an epoch, 2 ranks with batch b take the step of 1 with 2b,
+    and a run resumes at a position with any world size.
+    """
+
+    POOL = 256  # items sorted by length together: less padding, yet a fresh mix every epoch
+
+    def __init__(
+        self,
+        stream: np.ndarray,
+        starts: np.ndarray,
+        *,
+        max_len: int,
+        batch_size: int,
+        rank: int = 0,
+        world: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        self.stream = torch.from_numpy(stream.astype(np.int64))
+        bounds = np.append(starts, len(stream)).astype(np.int64)
+        # An item of n tokens has n - 1 targets; pieces of a long recipe overlap by one token
+        # so that each token is a target once.
+        begin, length = [], []
+        for s, e in itertools.pairwise(bounds):
+            for b in range(int(s), int(e) - 1, max_len):
+                begin.append(b)
+                length.append(min(max_len, int(e) - b - 1) + 1)
+        self.begin = np.asarray(begin, np.int64)
+        self.length = np.asarray(length, np.int64)
+        self.n_windows = len(self.begin)  # items; the name the training loop counts in
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world = world
+        self.seed = seed
+        self.shuffle = shuffle
+        self._order_epoch = -1
+        self._order = np.zeros(0, np.int64)
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.n_windows // self.global_batch)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The epoch's item order, the same on every rank and after any resume."""
+        if epoch != self._order_epoch:
+            order = np.arange(self.n_windows)
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
+            pools = [order[i : i + self.POOL] for i in range(0, len(order), self.POOL)]
+            # Stable sort, longest first: the same order whatever numpy's sort kind does.
+            self._order = np.concatenate(
+                [np.zeros(0, np.int64)]
+                + [p[np.argsort(-self.length[p], kind="stable")] for p in pools]
+            )
+            self._order_epoch = epoch
+        return self._order
+
+    def batch(self, epoch: int, position: int) -> Batch:
+        step = self.order(epoch)[position : position + self.global_batch]
+        n_global = int((self.length[step] - 1).sum())
+        mine = step[self.rank :: self.world]
+        if len(mine) == 0:  # the epoch's last step can leave a rank without items (see WindowPlan)
+            mine, live = step[:1], 0.0
+        else:
+            live = 1.0
+        width = int(self.length[mine].max())
+        rows = torch.zeros(len(mine), width, dtype=torch.int64)
+        mask = torch.zeros(len(mine), width - 1)
+        for row, item in enumerate(mine):
+            n = int(self.length[item])
+            rows[row, :n] = self.stream[self.begin[item] : self.begin[item] + n]
+            mask[row, : n - 1] = live
+        return Batch(rows[:, :-1], rows[:, 1:], mask, n_global)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Batch]]:
+        """(position after the step, batch) for one epoch from item position `start` on."""
+        for position in range(start, self.n_windows, self.global_batch):
+            yield min(position + self.global_batch, self.n_windows), self.batch(epoch, position)
