@@ -80,6 +80,8 @@ def ingredient_row(line: str, *, unit: str = "") -> str:
     tablespoon, "x" none); free text has its measure, if any, after the amount.
     """
     words = line.split()
+    if not words:
+        raise UserError("an ingredient is empty: give it as '2 cups flour' or '2 lemons'")
     if not any(c.isalpha() for c in line + unit):
         raise UserError(
             f"ingredient {line.strip()!r} names no ingredient, only numbers: write it as "
