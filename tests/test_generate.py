@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_in_repo
+from conftest import run_in_repo, snapshot
 from torch import nn
 
 from hpc_rnn import checkpoint, config, text
@@ -25,7 +25,7 @@ DEMO = f"""{EXPORT_LINE}
                           Chocolate Cake
 
 Recipe By     : grandma
-Serving Size  : 8    Preparation Time :0:45
+Serving Size  : 8    Preparation Time :0:00
 Categories    : Desserts Cakes
 
 {TABLE_HEADER}
@@ -43,8 +43,8 @@ Yield: 1 cake
 """
 
 
-def _vocab(extra: str = "") -> Vocab:
-    return build_vocab(Counter(text.tokenize(DEMO + extra)), window=50, min_count=1, unk=False)
+def _vocab(extra: str = "", unk: bool = False) -> Vocab:
+    return build_vocab(Counter(text.tokenize(DEMO + extra)), window=50, min_count=1, unk=unk)
 
 
 def _model(vocab: Vocab, seed: int = 0) -> RecurrentLM:
@@ -185,6 +185,65 @@ def test_each_recipe_stops_on_its_own() -> None:
     assert after[3] == text.tokenize("- - - -\n- - - - -\n")
 
 
+class _ByPosition(nn.Module):
+    """Writes `script` after a seed of `n_seed` words, in either context mode: the position
+    comes from the state (carry) or from the length of the window it reads (window, while the
+    window has not started to slide)."""
+
+    def __init__(self, vocab: Vocab, script: str, n_seed: int) -> None:
+        super().__init__()
+        self.n_words, self.n_seed = vocab.n_words, n_seed
+        self.script = [vocab.index[w] for w in text.tokenize(script)]
+        self.output = nn.Linear(1, 1)
+
+    def forward(self, tokens: torch.Tensor, state=None, *, last_only: bool = False):
+        assert last_only and tokens.shape[1] < 50, "a window that slid would lose the position"
+        position = state if state is not None else torch.zeros(1, len(tokens), dtype=int)
+        position = position + tokens.shape[1]
+        logits = torch.zeros(len(tokens), self.n_words)
+        for b, pos in enumerate(position[0].tolist()):
+            logits[b, self.script[min(pos - self.n_seed, len(self.script) - 1)]] = 1.0
+        return logits, position
+
+
+@pytest.mark.parametrize("context", gen.CONTEXTS)
+def test_a_recipe_stops_early_in_either_context_mode(context: str) -> None:
+    vocab = _vocab()
+    seed = text.tokenize("* Exported from MasterCook *\n\ncake")
+    for script, kept in (
+        ("flour sugar\n- - - - -\ncocoa eggs", "flour sugar\n- - - - -\n"),
+        ("eggs * exported from mastercook * cake", "eggs"),
+    ):
+        model = _ByPosition(vocab, script, len(seed))
+        recipes = gen.generate(
+            model,
+            vocab,
+            n=3,
+            context=context,
+            temperature=0,
+            prompt="cake",
+            max_words=30,
+            batch=2,
+            device="cpu",
+        )
+        assert recipes == [seed + text.tokenize(kept)] * 3, "stopped at the end, not at 30 words"
+
+
+def test_a_vocabulary_without_the_mastercook_header_starts_from_the_prompt() -> None:
+    body = DEMO.split("\n", 1)[1]  # another corpus format: no "Exported from MasterCook" line
+    vocab = build_vocab(Counter(text.tokenize(body)), window=50, min_count=1, unk=False)
+    assert "mastercook" not in vocab.index
+    model = _model(vocab)
+    for context in gen.CONTEXTS:
+        recipes = _generate(model, vocab, context=context, prompt="chocolate cake", max_words=20)
+        assert all(r[:2] == ["chocolate", "cake"] and 2 < len(r) <= 22 for r in recipes)
+        # Without a prompt the lecture's seed: a window of random words, then the model's.
+        unprompted = _generate(model, vocab, context=context, max_words=20)
+        assert all(vocab.window < len(r) <= vocab.window + 20 for r in unprompted)
+        assert len({tuple(r[: vocab.window]) for r in unprompted}) == len(unprompted)
+    assert gen.recipe_text(recipes[0]).startswith("chocolate cake")
+
+
 def test_recipe_text_drops_header_and_closing_line() -> None:
     body = gen.recipe_text(text.tokenize(DEMO))
     assert body.startswith("chocolate cake\n")
@@ -203,10 +262,10 @@ def test_prompt_without_known_words_is_refused() -> None:
 # The command, on a checkpoint laid out as hpc_rnn.checkpoint writes them
 
 
-def _run_dir(tmp_path: Path) -> tuple[Path, Path]:
+def _run_dir(tmp_path: Path, unk: bool = False) -> tuple[Path, Path]:
     """A run directory with one complete checkpoint and a newer one that a killed job left
     without its marker; returns the run and the complete step directory."""
-    vocab = _vocab()
+    vocab = _vocab(unk=unk)
     data = tmp_path / "data"
     data.mkdir()
     vocab.save(data)
@@ -298,3 +357,141 @@ def test_command_refuses_an_incomplete_checkpoint(tmp_path: Path, capsys) -> Non
     argv = ["--checkpoint", str(checkpoint.step_dir(run, 20)), "--out", str(tmp_path / "s")]
     assert gen.main([*argv, "--device", "cpu"]) == 2
     assert "incomplete" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking for a recipe: a title and an ingredient list, written in the archive's layout
+
+ASK = ["--title", "Chocolate Cake", "--servings", "8", "--categories", "Desserts"]
+FLOUR, EGGS = ["--ingredient", "2 cups flour"], ["--ingredient", "3 eggs -- beaten"]
+
+
+def _ask(run: Path, out: Path, *args: str) -> int:
+    return gen.main(["--checkpoint", str(run), "--out", str(out), "--device", "cpu", *args])
+
+
+def test_ask_for_a_recipe_by_title_and_list(tmp_path: Path, capsys) -> None:
+    run, _ = _run_dir(tmp_path)
+    out = tmp_path / "asked"
+    ingredients = tmp_path / "more.txt"
+    ingredients.write_text("\n1/2 cup cocoa\n   1 1/2  cups          Sugar\n")
+    args = [*ASK, *FLOUR, *EGGS, "--ingredients", str(ingredients), "--n", "2"]
+    assert _ask(run, out, *args, "--max-words", "70") == 0
+    assert "generated 2 recipes" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    want = "\n".join(
+        [
+            EXPORT_LINE,
+            "",
+            " " * 30 + "Chocolate Cake",
+            "",
+            "Recipe By     :",
+            "Serving Size  : 8    Preparation Time :0:00",
+            "Categories    : Desserts",
+            "",
+            TABLE_HEADER,
+            TABLE_RULE,
+            "   2      cups          Flour",
+            "   3                    Eggs -- beaten",
+            "     1/2  cup           Cocoa",
+            "   1 1/2  cups          Sugar",
+            "",
+            "",
+        ]
+    )
+    for row in rows:
+        assert row["title"] == "Chocolate Cake" and row["prompt_words"] == len(text.tokenize(want))
+        assert row["finished"] is (row["words"] - row["prompt_words"] < 70)
+        assert (out / row["file"]).read_text().startswith(want)
+
+
+def test_generated_recipes_read_back_as_a_corpus_with_the_models_words(
+    tmp_path: Path, run_preprocess
+) -> None:
+    run, _ = _run_dir(tmp_path)
+    out = tmp_path / "recipes"
+    assert _ask(run, out, "--n", "6", "--max-words", "60") == 0
+    files = sorted(out.glob("recipe-*.txt"))
+    model, vocab, _ = gen.load_model(str(run), "", torch.device("cpu"))
+    words = gen.generate(model, vocab, n=6, max_words=60, device="cpu")
+    for path, expected in zip(files, words, strict=True):
+        assert path.read_text().startswith(EXPORT_LINE + "\n")
+        cut_off = [] if expected[-1] == text.NEWLINE else [text.NEWLINE]
+        assert text.tokenize(path.read_text()) == expected + cut_off
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(p.read_text() for p in files))
+    proc = run_preprocess(corpus, "--out", tmp_path / "read_back", "--min-count", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "preprocessed 6 recipes" in proc.stdout
+
+
+def test_layout_tokens_writes_the_token_text(tmp_path: Path) -> None:
+    run, _ = _run_dir(tmp_path)
+    assert _ask(run, tmp_path / "t", "--n", "2", "--max-words", "30", "--layout", "tokens") == 0
+    model, vocab, _ = gen.load_model(str(run), "", torch.device("cpu"))
+    words = gen.generate(model, vocab, n=2, max_words=30, device="cpu")
+    assert (tmp_path / "t" / "recipe-0001.txt").read_text() == gen.recipe_text(words[0])
+
+
+def test_complete_keeps_each_recipes_title_and_list(tmp_path: Path) -> None:
+    run, _ = _run_dir(tmp_path)
+    held = tmp_path / "held.txt"
+    held.write_text(DEMO + DEMO.replace("Chocolate Cake", "Cocoa Cake"))
+    out = tmp_path / "completed"
+    assert _ask(run, out, "--complete", str(held), "--max-words", "80") == 0
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["title"] for r in rows] == ["chocolate cake", "cocoa cake"]
+    for row, title in zip(rows, ("Chocolate Cake", "Cocoa Cake"), strict=True):
+        body = (out / row["file"]).read_text()
+        assert body.split("\n")[2].strip() == title
+        head = DEMO[: DEMO.index("Mix the flour")].replace("Chocolate Cake", title)
+        assert text.tokenize(body)[: row["prompt_words"]] == text.tokenize(head)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--title", "", *FLOUR], "the title is empty"),
+        (["--title", "Chocolate Cake", "--servings", "8"], "ingredient list of 'Chocolate Cake' is empty"),
+        ([*ASK, "--ingredient", "2 1/2"], "names no ingredient, only numbers"),
+        ([*ASK, *FLOUR, "--max-words", "20"], "are 47 words, more than --max-words 20"),
+        ([*ASK, "--ingredient", "2 cups yuzu"], "not in the model's vocabulary: 'yuzu'"),
+        ([*ASK, "--ingredient", "2 cups yuzu", "--unknown", "unk"], "has no <unk>"),
+        (["--complete", "NOTES"], "holds no recipes"),
+        (["--complete", "NOTES", *FLOUR], "--complete takes the titles"),
+    ],
+)  # fmt: skip
+def test_bad_requests_are_one_error_line_and_touch_nothing(
+    tmp_path: Path, capsys, args: list[str], message: str
+) -> None:
+    run, _ = _run_dir(tmp_path)
+    out = tmp_path / "samples"
+    assert _ask(run, out, "--n", "2", "--max-words", "20") == 0
+    before = snapshot(out)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Grandma's notes: 2 cups flour, 3 eggs.\n")
+    args = [str(notes) if a == "NOTES" else a for a in args]
+    capsys.readouterr()
+    assert _ask(run, out, *args, "--overwrite") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert snapshot(out) == before
+
+
+def test_unknown_words_map_to_unk_when_the_vocabulary_has_it(tmp_path: Path) -> None:
+    run, _ = _run_dir(tmp_path, unk=True)
+    out = tmp_path / "asked"
+    args = [*ASK, *FLOUR, "--ingredient", "2 cups yuzu", "--max-words", "60", "--n", "1"]
+    assert _ask(run, out, *args, "--unknown", "unk") == 0
+    assert "   2      cups          <unk>" in (out / "recipe-0001.txt").read_text()
+
+
+def test_a_recipe_cut_off_at_max_words_is_marked_unfinished() -> None:
+    vocab = _vocab()
+    scripts = ["flour\n- - - - - - -\nsugar", "flour sugar eggs cocoa"]
+    prompts = [text.tokenize("* Exported from MasterCook *\n\ncake\n")] * 2
+    written = gen.complete(
+        _Scripted(vocab, scripts), vocab, prompts, temperature=0, max_words=12, device="cpu"
+    )
+    assert [w.finished for w in written] == [True, False]
+    assert [len(w.words) - w.seed_words for w in written] == [10, 12]
