@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -216,8 +217,19 @@ def recipes_of(path: str | os.PathLike) -> list[Given]:
     """Every recipe of a MasterCook or Meal-Master file, each with its prompt."""
     if not os.path.isfile(path):
         raise UserError(f"--complete {path} is not a file: give a MasterCook or Meal-Master file")
+    given = givens(quality.iter_corpus(path))
+    if not given:
+        raise UserError(
+            f"{path} holds no recipes: a recipe starts with '* Exported from MasterCook *' or a "
+            "Meal-Master header ('MMMMM----- Recipe via Meal-Master')"
+        )
+    return given
+
+
+def givens(recipes: Iterable[str]) -> list[Given]:
+    """Each recipe text (MasterCook or Meal-Master) with its prompt, list and directions."""
     given = []
-    for i, recipe in enumerate(quality.iter_corpus(path), start=1):
+    for i, recipe in enumerate(recipes, start=1):
         parsed = quality.parse_recipe(recipe)
         if parsed.has_header:
             given.append(
@@ -228,11 +240,6 @@ def recipes_of(path: str | os.PathLike) -> list[Given]:
         words = prompt_words(asked)
         names = quality.parse_recipe(layout.render(words)).names
         given.append(Given(words, asked.title.lower(), names, directions))
-    if not given:
-        raise UserError(
-            f"{path} holds no recipes: a recipe starts with '* Exported from MasterCook *' or a "
-            "Meal-Master header ('MMMMM----- Recipe via Meal-Master')"
-        )
     return given
 
 

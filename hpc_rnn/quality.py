@@ -462,6 +462,26 @@ def ingredient_consistency(p: ParsedRecipe, lexicon: IngredientLexicon) -> float
     return len(used & listed) / len(used)
 
 
+def given_coverage(names: list[str], directions: str, lexicon: IngredientLexicon) -> float | None:
+    """Share of the listed ingredients that the directions name (Kiddon et al. 2016).
+
+    An ingredient is named when the directions hold any food word of its name ("chicken" for
+    "chicken breasts"). Ingredients whose names hold no food word cannot be looked for and are
+    left out; None when none is left.
+    """
+    used = _keys(directions) & lexicon.keys
+    wanted = [k for k in (_keys(name) & lexicon.keys for name in names) if k]
+    if not wanted:
+        return None
+    return sum(bool(k & used) for k in wanted) / len(wanted)
+
+
+def extra_ingredients(names: list[str], directions: str, lexicon: IngredientLexicon) -> int:
+    """How many distinct food words the directions name that no listed ingredient's name has."""
+    listed = set().union(*(_keys(name) for name in names))
+    return len((_keys(directions) & lexicon.keys) - listed)
+
+
 def consistency(text: str, lexicon: IngredientLexicon) -> float | None:
     return ingredient_consistency(parse_recipe(text), lexicon)
 

@@ -1,0 +1,151 @@
+"""Scores of directions written for a given title and ingredient list, as Kiddon, Zettlemoyer and
+Choi (EMNLP 2016, the neural checklist model) score them.
+
+    score(checkpoint, held) -> dict      # evaluate --given HELD.txt (or "val")
+
+Each held-out recipe's title and list become a prompt (`hpc_rnn.prompt`; a MasterCook recipe's
+own words up to its directions), the model writes the rest, and per recipe:
+
+- coverage: the share of the listed ingredients that the directions name
+  (`quality.given_coverage`);
+- extra: the food words the directions name that the list lacks (`quality.extra_ingredients`).
+
+Both are means over the recipes, for two settings of the model: `greedy` (temperature 0, the
+likeliest word every step) and `sampled` (`temperature`, default 0.8, seeded). Beside them the
+same figures for the recipes' real directions (`real`, the ceiling) and for each recipe's list
+paired with the next recipe's directions (`other_recipe`, the floor).
+
+Food words are the ingredient lexicon of the training corpus (`quality.IngredientLexicon`): the
+words of its ingredient column, without amounts, measures and `-- preparation`, less stop,
+descriptor and class words, kept when at least 40 % of the recipes that use the word have it in
+their list rather than only in the directions, and when two recipes or more list it.
+
+Words of a held-out prompt that the vocabulary lacks are read as the training text was: mapped
+to `<unk>` where the vocabulary has it, else left out as preprocessing left them out. The
+report counts them (`unknown_words`), so none goes unmentioned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hpc_rnn import checkpoint, generate, layout, preprocess, prompt, quality, shards
+from hpc_rnn.cli import UserError
+from hpc_rnn.distributed import pick_device
+from hpc_rnn.vocab import UNK, Vocab
+
+VAL = "val"  # `held` that names the run's own validation recipes
+
+
+def score(
+    checkpoint_path: str,
+    held: str,
+    *,
+    data: str = "",
+    reference: str = "",
+    limit: int = 0,
+    context: str = "carry",
+    temperature: float = 0.8,
+    max_words: int = 600,
+    batch: int = 32,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """The coverage and extra-ingredient figures of a checkpoint on the recipes of `held`.
+
+    `held` is a MasterCook or Meal-Master file, or "val": the validation recipes of the run's
+    own corpus. `data` overrides the run's data directory (vocabulary and manifest);
+    `reference` the corpus the lexicon is built from (default: the one preprocessing read).
+    `limit` keeps the first that many recipes (0: all).
+    """
+    torch_device = pick_device(device)
+    model, vocab, step_dir = generate.load_model(checkpoint_path, data, torch_device)
+    data_dir = data or _run_data(step_dir)
+    manifest = shards.read_manifest(data_dir)
+    reference = reference or manifest.get("corpus", "")
+    if not reference or not Path(reference).is_file():
+        raise UserError(
+            f"the ingredient lexicon needs the training corpus ({reference or 'not named'}): "
+            "pass --reference CORPUS"
+        )
+    if held == VAL:
+        fraction = manifest["config"]["val_fraction"]
+        recipes = (
+            r
+            for i, r in enumerate(quality.iter_corpus(reference))
+            if preprocess.is_val_recipe(i, fraction)
+        )
+        given = prompt.givens(recipes)
+    else:
+        given = prompt.recipes_of(held)
+    given = [g for g in given if g.names and g.directions]
+    if limit:
+        given = given[:limit]
+    if not given:
+        raise UserError(f"{held} holds no recipe with an ingredient list and directions")
+    prompt.mastercook_vocabulary(vocab)
+    lexicon = quality.lexicon_from_corpus(reference)
+    prompts, unknown = _readable(given, vocab)
+    report: dict[str, Any] = {
+        "checkpoint": str(step_dir),
+        "held": held if held == VAL else str(held),
+        "reference": reference,
+        "recipes": len(given),
+        "lexicon_words": len(lexicon),
+        "unknown_words": unknown,
+        "real": _means([(g.names, g.directions) for g in given], lexicon),
+        "other_recipe": _means(
+            [(g.names, o.directions) for g, o in zip(given, given[1:] + given[:1], strict=True)],
+            lexicon,
+        ),
+    }
+    if len(given) == 1:
+        report["other_recipe"] = None  # one recipe has no other recipe
+    for name, temp in (("greedy", 0.0), ("sampled", temperature)):
+        written = generate.complete(
+            model,
+            vocab,
+            prompts,
+            context=context,
+            temperature=temp,
+            max_words=max_words,
+            batch=batch,
+            seed=seed,
+            device=torch_device,
+        )
+        directions = [quality.parse_recipe(layout.render(w.words)).directions for w in written]
+        report[name] = {
+            **_means([(g.names, d) for g, d in zip(given, directions, strict=True)], lexicon),
+            "temperature": temp,
+            "context": context,
+            "unfinished": sum(not w.finished for w in written),
+        }
+    return report
+
+
+def _run_data(step_dir: Path) -> str:
+    # The data directory the checkpoint was trained on (load_model read its vocabulary there).
+    state = torch.load(step_dir / checkpoint.STATE_FILE, map_location="cpu", weights_only=True)
+    return state["config"]["data"]
+
+
+def _readable(given: list[prompt.Given], vocab: Vocab) -> tuple[list[list[str]], int]:
+    """The prompts in the vocabulary's words, and how many words it lacked."""
+    unknown = sum(w not in vocab.index for g in given for w in g.words)
+    if vocab.unk:
+        return [[w if w in vocab.index else UNK for w in g.words] for g in given], unknown
+    return [[w for w in g.words if w in vocab.index] for g in given], unknown
+
+
+def _means(pairs: list[tuple[list[str], str]], lexicon: quality.IngredientLexicon) -> dict:
+    covered = [quality.given_coverage(n, d, lexicon) for n, d in pairs]
+    defined = [c for c in covered if c is not None]
+    extra = [quality.extra_ingredients(n, d, lexicon) for n, d in pairs]
+    return {
+        "coverage": sum(defined) / len(defined) if defined else float("nan"),
+        "coverage_defined": len(defined),
+        "extra": sum(extra) / len(extra) if extra else float("nan"),
+    }
