@@ -30,7 +30,32 @@ class Batch:
     n_global: int  # windows in this step across all ranks: the loss is a mean over these
 
 
-class WindowPlan:
+class _EpochPlan:
+    """What both plans share: `n_windows` items an epoch (windows, or recipe pieces), taken
+    `global_batch` at a time; `batch(epoch, position)` is the step at a position."""
+
+    n_windows: int
+    batch_size: int
+    world: int
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.n_windows // self.global_batch)
+
+    def batch(self, epoch: int, position: int) -> Batch:
+        raise NotImplementedError
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Batch]]:
+        """(position after the step, batch) for one epoch from position `start` on."""
+        for position in range(start, self.n_windows, self.global_batch):
+            yield min(position + self.global_batch, self.n_windows), self.batch(epoch, position)
+
+
+class WindowPlan(_EpochPlan):
     """Which windows each rank trains on, step by step, epoch by epoch."""
 
     def __init__(
@@ -64,14 +89,6 @@ class WindowPlan:
         self._order_epoch = -1
         self._order = torch.zeros(0, dtype=torch.int64)
 
-    @property
-    def global_batch(self) -> int:
-        return self.batch_size * self.world
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return -(-self.n_windows // self.global_batch)
-
     def order(self, epoch: int) -> torch.Tensor:
         """The epoch's window order, the same on every rank and after any resume."""
         if epoch != self._order_epoch:
@@ -100,11 +117,6 @@ class WindowPlan:
         targets = rows[:, 1:] if self.objective == "all" else rows[:, self.window]
         return Batch(inputs, targets, weight, n_global)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Batch]]:
-        """(position after the step, batch) for one epoch from window position `start` on."""
-        for position in range(start, self.n_windows, self.global_batch):
-            yield min(position + self.global_batch, self.n_windows), self.batch(epoch, position)
-
 
 def one_hot(inputs: torch.Tensor, n_words: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The lecture's dense one-hot view of index windows ([b, T] -> [b, T, n_words]).
@@ -115,7 +127,7 @@ def one_hot(inputs: torch.Tensor, n_words: int, dtype: torch.dtype = torch.float
     return torch.nn.functional.one_hot(inputs, n_words).to(dtype)
 
 
-class RecipePlan:
+class RecipePlan(_EpochPlan):
     """Whole recipes as training sequences: the recurrent state starts at zero at each recipe
     and runs to its end, so the directions are trained with the ingredient list in view.
 
@@ -163,14 +175,6 @@ class RecipePlan:
         self._order_epoch = -1
         self._order = np.zeros(0, np.int64)
 
-    @property
-    def global_batch(self) -> int:
-        return self.batch_size * self.world
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return -(-self.n_windows // self.global_batch)
-
     def order(self, epoch: int) -> np.ndarray:
         """The epoch's item order, the same on every rank and after any resume."""
         if epoch != self._order_epoch:
@@ -202,8 +206,3 @@ class RecipePlan:
             rows[row, :n] = self.stream[self.begin[item] : self.begin[item] + n]
             mask[row, : n - 1] = live
         return Batch(rows[:, :-1], rows[:, 1:], mask, n_global)
-
-    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Batch]]:
-        """(position after the step, batch) for one epoch from item position `start` on."""
-        for position in range(start, self.n_windows, self.global_batch):
-            yield min(position + self.global_batch, self.n_windows), self.batch(epoch, position)
