@@ -1,6 +1,7 @@
-"""Held-out next-word loss, accuracy and perplexity (the lecture's task: the word after a full
-window), used by training each epoch; and the `evaluate` command, which adds the structure and
-ingredient-consistency scores of generated recipes next to those of the real corpus.
+"""Command: the held-out next-word loss, accuracy and perplexity of a checkpoint (the lecture's
+task: the word after a full window, computed by `hpc_rnn.loss` as in training's validation), and
+the structure and ingredient-consistency scores of generated recipes next to those of the real
+corpus.
 
     python -m hpc_rnn.evaluate --checkpoint RUN [--corpus OTHER.txt] [--recipes DIR] [--generate 50]
 """
@@ -8,79 +9,24 @@ ingredient-consistency scores of generated recipes next to those of the real cor
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from hpc_rnn import atomic, checkpoint, config, generate, quality, shards, text
-from hpc_rnn.cli import Parser, UserError, run_main
+from hpc_rnn.cli import UserError, command_parser, run_main
 from hpc_rnn.config import EvaluateConfig
 from hpc_rnn.data import WindowPlan
-from hpc_rnn.distributed import World, all_sum, autocast, pick_device
+from hpc_rnn.distributed import World, pick_device
+from hpc_rnn.loss import heldout_plan, next_word_metrics, validation_plan
 from hpc_rnn.vocab import Vocab
 
 
-def validation_plan(
-    data: str, window: int, batch_size: int, max_windows: int, world: World, split: str = "val"
-) -> WindowPlan | None:
-    """Evenly spaced held-out windows, at most `max_windows` (0: all), split across ranks."""
-    stream = shards.load_stream(data, split)
-    n = len(stream) - window
-    if n <= 0:
-        return None
-    stride = max(1, -(-n // max_windows)) if max_windows else 1
-    return WindowPlan(
-        stream,
-        window=window,
-        objective="last",
-        batch_size=batch_size,
-        rank=world.rank,
-        world=world.size,
-        shuffle=False,
-        stride=stride,
-    )
-
-
-@torch.no_grad()
-def next_word_metrics(
-    model: torch.nn.Module, plan: WindowPlan | None, world: World
-) -> dict[str, Any]:
-    """val_loss (nats), val_acc, val_ppl and val_windows over `plan`, summed across ranks."""
-    if plan is None:
-        return {"val_loss": math.nan, "val_acc": math.nan, "val_ppl": math.nan, "val_windows": 0}
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(3, device=world.device)
-    for _, batch in plan.batches(0):
-        targets = batch.targets.to(world.device)
-        weight = batch.weight.to(world.device)
-        with autocast(world.device):
-            logits, _ = model(batch.inputs.to(world.device), last_only=True)
-        logits = logits.float()
-        ce = F.cross_entropy(logits, targets, reduction="none")
-        correct = (logits.argmax(-1) == targets).float()
-        sums += torch.stack([(ce * weight).sum(), (correct * weight).sum(), weight.sum()])
-    model.train(was_training)
-    loss, correct, count = all_sum(sums, world).tolist()
-    loss /= max(count, 1)
-    return {
-        "val_loss": loss,
-        "val_acc": correct / max(count, 1),
-        "val_ppl": math.exp(min(loss, 50.0)),
-        "val_windows": int(count),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Command: python -m hpc_rnn.evaluate
-
-
-def corpus_plan(corpus: str, vocab: Vocab, batch_size: int, max_windows: int) -> WindowPlan | None:
+def corpus_plan(
+    corpus: str, vocab: Vocab, batch_size: int, max_windows: int, world: World
+) -> WindowPlan:
     """Every recipe of another corpus, encoded with the model's vocabulary, as held-out windows."""
     encoding = text.sniff_encoding(corpus).name
     ids = [
@@ -88,19 +34,12 @@ def corpus_plan(corpus: str, vocab: Vocab, batch_size: int, max_windows: int) ->
         for recipe in text.iter_recipes(corpus, encoding)
         for i in vocab.encode(text.tokenize(recipe))
     ]
-    n = len(ids) - vocab.window
-    if n <= 0:
-        raise UserError(f"{corpus} holds fewer than {vocab.window + 1} words of this vocabulary")
-    stride = max(1, -(-n // max_windows)) if max_windows else 1
-    stream = np.asarray(ids, dtype=np.int64)
-    return WindowPlan(
-        stream,
-        window=vocab.window,
-        objective="last",
-        batch_size=batch_size,
-        stride=stride,
-        shuffle=False,
+    plan = heldout_plan(
+        np.asarray(ids, dtype=np.int64), vocab.window, batch_size, max_windows, world
     )
+    if plan is None:
+        raise UserError(f"{corpus} holds fewer than {vocab.window + 1} words of this vocabulary")
+    return plan
 
 
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
@@ -111,7 +50,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     world = World(0, 1, 0, device)
     report: dict[str, Any] = {"checkpoint": str(step_dir)}
     if cfg.corpus:
-        plan = corpus_plan(cfg.corpus, vocab, cfg.batch_size, cfg.windows)
+        plan = corpus_plan(cfg.corpus, vocab, cfg.batch_size, cfg.windows, world)
         report["heldout"] = {"source": cfg.corpus, **next_word_metrics(model, plan, world)}
     else:
         plan = validation_plan(data, vocab.window, cfg.batch_size, cfg.windows, world, cfg.split)
@@ -154,7 +93,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m hpc_rnn.evaluate", description=__doc__.split("\n")[0])
+    parser = command_parser("hpc_rnn.evaluate", __doc__)
     config.add_arguments(parser, EvaluateConfig)
 
     def body() -> int:

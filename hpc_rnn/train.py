@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hpc_rnn import atomic, checkpoint, config, shards
 from hpc_rnn.cli import Parser, UserError, run_main
-from hpc_rnn.data import WindowPlan
+from hpc_rnn.data import Batch, WindowPlan
 from hpc_rnn.distributed import (
     World,
     all_min,
@@ -44,7 +43,7 @@ from hpc_rnn.distributed import (
     slurm_job_id,
     slurm_restart_count,
 )
-from hpc_rnn.evaluate import next_word_metrics, validation_plan
+from hpc_rnn.loss import next_word_metrics, validation_plan, window_scores
 from hpc_rnn.metrics import MetricsLog, plot_curves
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.runlock import RunLock
@@ -53,9 +52,8 @@ from hpc_rnn.vocab import load_vocab
 EXIT_STOPPED = 75  # EX_TEMPFAIL: checkpointed on a signal, run again to continue
 EXIT_PEER_LOST = 69  # EX_UNAVAILABLE: another rank died; nothing new was saved
 # The per-rank batch that --batch-size 0 picks. A CPU step costs in proportion to the batch, so a
-# small one buys more updates a second: on the dev corpus batch 32 reached a held-out loss of
-# 4.9 in 19 s of training, batch 128 was at 5.4 after 70 s. A GPU step costs about the same at
-# both (H100: 10.7k against 39k windows/s), so a GPU takes the bigger. docs/benchmarks.md.
+# small one buys more updates a second; a GPU step costs about the same at both, so a GPU takes
+# the bigger. The measurements are in docs/benchmarks.md.
 AUTO_BATCH = {"cpu": 32, "cuda": 128}
 
 
@@ -77,25 +75,21 @@ class StopFlag:
 
     def __init__(self, names: str) -> None:
         self.raised: str | None = None
-        self.signals: list[signal.Signals] = []
         for name in filter(None, (n.strip().upper() for n in names.split(","))):
             sig = getattr(signal, name if name.startswith("SIG") else "SIG" + name, None)
             if not isinstance(sig, signal.Signals):
                 raise UserError(f"--stop-signals: unknown signal {name!r} (e.g. USR1,USR2,TERM)")
             signal.signal(sig, self._handle)
-            self.signals.append(sig)
-
-    def ignore_further(self) -> None:
-        """Once the stop checkpoint is written: a repeated signal must not kill the exit with a
-        signal's status (Python restores default handlers while it shuts down)."""
-        for sig in self.signals:
-            if sig != signal.SIGINT:
-                signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and self.raised is not None:
             raise KeyboardInterrupt
         self.raised = signal.Signals(signum).name
+
+    def requested(self, step: int) -> bool:
+        """Whether to stop at the boundary after `step`. A signal decides, whatever the step; the
+        step is there for a flag that is raised at a chosen one (tests/test_train.py)."""
+        return self.raised is not None
 
     @property
     def requeues(self) -> bool:
@@ -109,19 +103,21 @@ class Diverged(UserError):
 
 
 class Clock:
-    """Training time: steps count, validation and checkpoint writing do not."""
+    """Training time: steps count; logging, validation and checkpoint writing do not."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds  # booked training time of the whole run
         self.span = 0.0  # booked since the last log line
-        self.tick = time.perf_counter()
+        self.tick: float | None = time.perf_counter()  # None while paused
         self.last_save = time.monotonic()
 
     def pause(self) -> None:
-        now = time.perf_counter()
-        self.seconds += now - self.tick
-        self.span += now - self.tick
-        self.tick = now
+        """Book the time since the clock last ran; a paused clock books nothing more."""
+        if self.tick is not None:
+            elapsed = time.perf_counter() - self.tick
+            self.seconds += elapsed
+            self.span += elapsed
+            self.tick = None
 
     def resume(self) -> None:
         self.tick = time.perf_counter()
@@ -133,6 +129,9 @@ class Clock:
     def saved(self) -> None:
         self.last_save = time.monotonic()
         self.resume()
+
+    def save_due(self, minutes: float) -> bool:
+        return time.monotonic() - self.last_save >= minutes * 60
 
 
 class FiniteWatch:
@@ -162,9 +161,97 @@ class FiniteWatch:
         )
 
 
-def train(cfg: config.TrainConfig) -> int:
-    """Train until the epochs (or max_steps) are done, or a stop signal; returns the exit code."""
-    stop = StopFlag(cfg.stop_signals)
+@dataclass
+class Setup:
+    """What a run trains with, built before its first step."""
+
+    plan: WindowPlan  # this rank's training windows
+    val_plan: WindowPlan | None  # this rank's held-out windows; None without a validation split
+    model: RecurrentLM
+    net: torch.nn.Module  # `model`, DDP-wrapped when distributed
+    optimizer: torch.optim.Optimizer
+    pos: Position  # where it starts: a resumed position or the very beginning
+    horizon: int  # the planned steps, for the learning-rate schedule
+    vocab_hash: str
+
+
+class Saver:
+    """Checkpoints at step boundaries: rank 0 writes, every rank waits for it at a barrier, and
+    a model that diverged is never saved."""
+
+    def __init__(self, cfg: config.TrainConfig, world: World, s: Setup, clock: Clock) -> None:
+        self.cfg, self.world, self.setup, self.clock = cfg, world, s, clock
+        self.watch = FiniteWatch(world.device)
+        self.last_saved = s.pos.step
+
+    def check_finite(self, step: int) -> None:
+        self.watch.check(self.setup.model, self.world, step, self.last_saved)
+
+    def save(self, pos: Position, val_loss: float | None = None) -> None:
+        self.clock.pause()
+        pos.seconds = self.clock.seconds
+        self.check_finite(pos.step)
+        if self.world.is_main:
+            s = self.setup
+            state = checkpoint_state(self.cfg, s.model, s.optimizer, pos, s.vocab_hash)
+            keep = self.cfg.keep_last
+            checkpoint.save(self.cfg.run, pos.step, state, val_loss=val_loss, keep_last=keep)
+        barrier(self.world)  # nobody exits or requeues before the checkpoint is on disk
+        self.last_saved = pos.step
+        self.clock.saved()
+
+
+class Reporter:
+    """What a run tells its user, from rank 0 only: metrics.jsonl, the curves, the progress bar
+    and the log lines. On the other ranks it stays silent."""
+
+    def __init__(self, run: Path, world: World, resume_step: int) -> None:
+        self.run = run
+        self.log = MetricsLog(run, resume_step=resume_step) if world.is_main else None
+        self.bar = tqdm(disable=True)
+
+    def start_epoch(self, pos: Position, n_windows: int) -> None:
+        self.bar = tqdm(
+            total=n_windows,
+            initial=pos.window,
+            desc=f"epoch {pos.epoch}",
+            unit=" win",
+            disable=self.log is None or not sys.stderr.isatty(),
+            leave=False,
+        )
+
+    def train(self, record: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.write(record)
+            self.bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}")
+
+    def validation(self, record: dict[str, Any]) -> None:
+        if self.log is None:
+            return
+        self.log.write(record)
+        where = f"epoch {record['epoch']}" if record["kind"] == "epoch" else "validation at"
+        self.say(
+            f"{where} step {record['step']}: val loss {record['val_loss']:.4f} "
+            f"acc {record['val_acc']:.4f} ppl {record['val_ppl']:.2f}"
+        )
+        plot_curves(self.run)
+
+    def say(self, line: str) -> None:
+        if self.log is not None:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.log is not None:
+            self.log.close()
+
+
+def train(cfg: config.TrainConfig, stop: StopFlag | None = None) -> int:
+    """Train until the epochs (or max_steps) are done, or a stop; returns the exit code.
+
+    `stop` defaults to a flag raised by `cfg.stop_signals`.
+    """
+    stop = stop or StopFlag(cfg.stop_signals)
     lock = RunLock(cfg.run)
     world: World | None = None
     try:
@@ -209,16 +296,53 @@ def is_peer_failure(exc: BaseException) -> bool:
     return any(s in text for s in signs)
 
 
-def checkpoint_due(cfg: config.TrainConfig, step: int, by_time: bool) -> str | None:
-    """What this step boundary writes: "val" (validation, then a checkpoint), "save", or None."""
-    if cfg.val_every_steps and step % cfg.val_every_steps == 0:
-        return "val"
-    if by_time or step % cfg.ckpt_every_steps == 0:
-        return "save"
-    return None
-
-
 def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock) -> int:
+    """The training loop, top to bottom."""
+    s = start(cfg, world, lock)
+    pos, clock = s.pos, Clock(s.pos.seconds)
+    saver = Saver(cfg, world, s, clock)
+    report = Reporter(Path(cfg.run), world, pos.step)
+    sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log line
+    while pos.epoch < cfg.epochs and not out_of_steps(cfg, pos):
+        s.net.train()
+        report.start_epoch(pos, s.plan.n_windows)
+        for after, batch in s.plan.batches(pos.epoch, pos.window):
+            for group in s.optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, pos.step, s.horizon)
+            stats = train_step(cfg, s.net, s.model, s.optimizer, batch, world)
+            saver.watch.see(stats[0], pos.step + 1)
+            sums += stats
+            report.bar.update(after - pos.window)
+            pos.step, pos.window = pos.step + 1, after
+
+            at_log = pos.step % cfg.log_every == 0
+            if at_log:
+                log_train(sums, pos, s.optimizer, clock, saver, report, world)
+            stopping, by_time = agree(cfg, world, stop, clock, pos.step, at_log)
+            if stopping:
+                saver.save(pos)
+                return stopped(cfg, world, stop, pos, report)
+            due = checkpoint_due(cfg, pos.step, by_time)
+            if due == "val":
+                saver.save(pos, validate("val", pos, s, clock, report, world))
+            elif due == "save":
+                saver.save(pos)
+            if out_of_steps(cfg, pos):
+                break
+        report.bar.close()
+        if pos.window >= s.plan.n_windows:
+            pos.epoch, pos.window = pos.epoch + 1, 0
+        saver.save(pos, validate("epoch", pos, s, clock, report, world))
+    report.say(
+        f"done: {pos.step} steps, {pos.epoch} epochs; checkpoints in {Path(cfg.run) / checkpoint.CHECKPOINTS}"
+    )
+    report.close()
+    return 0
+
+
+def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
+    """Data, model and optimizer, resumed from a checkpoint when the run has one; rank 0 writes
+    config.json and prints what it is about to do."""
     run = Path(cfg.run)
     vocab = load_vocab(cfg.data)
     manifest = shards.read_manifest(cfg.data)
@@ -241,17 +365,16 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock)
     model = RecurrentLM(vocab.n_words, cfg.model).to(world.device)
     optimizer = make_optimizer(cfg, model)
     resumed = resume(cfg, run, world, model, optimizer, vocab.hash)
-    pos = resumed or Position()
     if resumed is None:
         torch.manual_seed(cfg.seed + 1 + world.rank)  # dropout masks differ between ranks
+    pos = resumed or Position()
     net = DistributedDataParallel(model) if world.size > 1 else model
     if world.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
     horizon = plan.steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         horizon = min(horizon, cfg.max_steps)
-    log = None
+
     if world.is_main:
         run.mkdir(parents=True, exist_ok=True)
         atomic.write_json(run / "config.json", config.to_dict(cfg))
@@ -272,110 +395,81 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock)
                 file=sys.stderr,
                 flush=True,
             )
-        log = MetricsLog(run, resume_step=pos.step)
+    return Setup(plan, val_plan, model, net, optimizer, pos, horizon, vocab.hash)
 
-    clock = Clock(pos.seconds)
-    watch = FiniteWatch(world.device)
-    last_saved = pos.step
 
-    def save(val_loss: float | None = None) -> None:
-        nonlocal last_saved
-        clock.pause()
-        pos.seconds = clock.seconds
-        watch.check(model, world, pos.step, last_saved)  # a diverged model is never saved
-        if world.is_main:
-            state = checkpoint_state(cfg, model, optimizer, pos, vocab.hash)
-            checkpoint.save(run, pos.step, state, val_loss=val_loss, keep_last=cfg.keep_last)
-        barrier(world)  # nobody exits or requeues before the checkpoint is on disk
-        last_saved = pos.step
-        clock.saved()
+def out_of_steps(cfg: config.TrainConfig, pos: Position) -> bool:
+    return bool(cfg.max_steps) and pos.step >= cfg.max_steps
 
-    def validate(kind: str) -> None:
-        """Held-out metrics, logged and plotted, then a checkpoint that may become the best."""
-        clock.pause()
-        if val_plan is None:
-            return save()
-        metrics = next_word_metrics(model, val_plan, world)
-        if log is not None:
-            record = {"kind": kind, "step": pos.step, "epoch": pos.epoch}
-            log.write({**record, "train_s": clock.seconds, **metrics})
-            print(
-                f"{'epoch ' + str(pos.epoch) if kind == 'epoch' else 'validation at'} step {pos.step}: "
-                f"val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.4f} ppl {metrics['val_ppl']:.2f}",
-                flush=True,
-            )
-            plot_curves(run)
-        return save(val_loss=metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None)
 
-    sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log
-    while pos.epoch < cfg.epochs and not (cfg.max_steps and pos.step >= cfg.max_steps):
-        bar = tqdm(
-            total=plan.n_windows,
-            initial=pos.window,
-            desc=f"epoch {pos.epoch}",
-            unit=" win",
-            disable=not world.is_main or not sys.stderr.isatty(),
-            leave=False,
-        )
-        net.train()
-        for after, batch in plan.batches(pos.epoch, pos.window):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, pos.step, horizon)
-            stats = train_step(cfg, net, model, optimizer, batch, world)
-            watch.see(stats[0], pos.step + 1)
-            sums += stats
-            bar.update(after - pos.window)
-            pos.step, pos.window = pos.step + 1, after
+def log_train(
+    sums: torch.Tensor,
+    pos: Position,
+    optimizer: torch.optim.Optimizer,
+    clock: Clock,
+    saver: Saver,
+    report: Reporter,
+    world: World,
+) -> None:
+    """The metrics line of the steps since the last one, over all ranks; `sums` starts over."""
+    loss, correct, windows = all_sum(sums, world).tolist()
+    sums.zero_()
+    clock.pause()
+    if not math.isfinite(loss):
+        saver.check_finite(pos.step)  # raises Diverged before a NaN reaches metrics.jsonl
+    n = max(windows, 1)
+    report.train(
+        {
+            "kind": "train",
+            "step": pos.step,
+            "epoch": pos.epoch,
+            "loss": loss / n,
+            "acc": correct / n,
+            "lr": optimizer.param_groups[0]["lr"],
+            "windows_per_s": windows / max(clock.take_span(), 1e-9),
+            "train_s": clock.seconds,
+        }
+    )
+    clock.resume()
 
-            at_log = pos.step % cfg.log_every == 0
-            if at_log:
-                total = all_sum(sums, world).tolist()
-                clock.pause()
-                if not math.isfinite(total[0]):
-                    watch.check(model, world, pos.step, last_saved)
-                record = {
-                    "kind": "train",
-                    "step": pos.step,
-                    "epoch": pos.epoch,
-                    "loss": total[0] / max(total[2], 1),
-                    "acc": total[1] / max(total[2], 1),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "windows_per_s": total[2] / max(clock.take_span(), 1e-9),
-                    "train_s": clock.seconds,
-                }
-                if log is not None:
-                    log.write(record)
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}")
-                sums.zero_()
-                clock.resume()
-            # Ranks agree on the flags at steps every rank reaches (each step when alone).
-            if world.size == 1 or at_log:
-                by_time = time.monotonic() - clock.last_save >= cfg.ckpt_every_minutes * 60
-                stopping, by_time = any_rank([stop.raised is not None, by_time], world)
-            else:
-                stopping = by_time = False
-            if stopping:
-                save()
-                bar.close()
-                return stopped(cfg, world, stop, pos, log)
-            due = checkpoint_due(cfg, pos.step, by_time)
-            if due == "val":
-                validate("val")
-            elif due == "save":
-                save()
-            if cfg.max_steps and pos.step >= cfg.max_steps:
-                break
-        bar.close()
-        if pos.window >= plan.n_windows:
-            pos.epoch, pos.window = pos.epoch + 1, 0
-        validate("epoch")
-    if log is not None:
-        log.close()
-        print(
-            f"done: {pos.step} steps, {pos.epoch} epochs; checkpoints in {run / checkpoint.CHECKPOINTS}",
-            flush=True,
-        )
-    return 0
+
+def agree(
+    cfg: config.TrainConfig, world: World, stop: StopFlag, clock: Clock, step: int, at_log: bool
+) -> tuple[bool, bool]:
+    """(stop now, checkpoint for the time), the same on every rank.
+
+    Ranks compare their flags only at steps each of them knows to be a meeting point: every
+    step when alone, log steps when distributed (one all-reduce per step would cost more).
+    """
+    if world.size > 1 and not at_log:
+        return False, False
+    stopping, by_time = any_rank(
+        [stop.requested(step), clock.save_due(cfg.ckpt_every_minutes)], world
+    )
+    return stopping, by_time
+
+
+def checkpoint_due(cfg: config.TrainConfig, step: int, by_time: bool) -> str | None:
+    """What this step boundary writes: "val" (validation, then a checkpoint), "save", or None."""
+    if cfg.val_every_steps and step % cfg.val_every_steps == 0:
+        return "val"
+    if by_time or step % cfg.ckpt_every_steps == 0:
+        return "save"
+    return None
+
+
+def validate(
+    kind: str, pos: Position, s: Setup, clock: Clock, report: Reporter, world: World
+) -> float | None:
+    """Held-out metrics at this boundary, logged and plotted; returns the loss that ranks the
+    checkpoint for the best one (None without held-out windows, or when it is not finite)."""
+    clock.pause()
+    if s.val_plan is None:
+        return None
+    metrics = next_word_metrics(s.model, s.val_plan, world)
+    record = {"kind": kind, "step": pos.step, "epoch": pos.epoch, "train_s": clock.seconds}
+    report.validation({**record, **metrics})
+    return metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None
 
 
 def train_step(
@@ -383,7 +477,7 @@ def train_step(
     net: torch.nn.Module,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    batch: Any,
+    batch: Batch,
     world: World,
 ) -> torch.Tensor:
     """One optimizer step on this rank's batch (`net` is `model`, DDP-wrapped when distributed);
@@ -400,24 +494,16 @@ def train_step(
 
 
 def objective_loss(
-    logits: torch.Tensor, batch: Any, world_size: int, device: torch.device
+    logits: torch.Tensor, batch: Batch, world_size: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss to back-propagate, and (loss sum, correct sum, windows) for the logs.
 
-    Each window's loss is its mean cross-entropy; the step's loss is the mean over the
-    `n_global` windows of all ranks. DDP averages gradients over ranks, so each rank scales
-    its sum by world_size / n_global: 2 ranks with batch b then take the same step as 1 with 2b.
+    The step's loss is the mean of the windows' losses over the `n_global` windows of all
+    ranks. DDP averages gradients over ranks, so each rank scales its sum by
+    world_size / n_global: 2 ranks with batch b then take the same step as 1 with 2b.
     """
-    targets = batch.targets.to(device)
-    weight = batch.weight.to(device)
-    ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
-    correct = (logits.argmax(-1) == targets).float()
-    if targets.dim() == 2:  # objective "all": one prediction per position
-        ce = ce.view_as(targets).mean(1)
-        correct = correct.mean(1)
-    loss = (ce * weight).sum() * (world_size / batch.n_global)
-    stats = torch.stack([(ce.detach() * weight).sum(), (correct * weight).sum(), weight.sum()])
-    return loss, stats
+    losses, stats = window_scores(logits, batch, device)
+    return losses.sum() * (world_size / batch.n_global), stats
 
 
 def learning_rate(cfg: config.TrainConfig, step: int, horizon: int) -> float:
@@ -531,12 +617,11 @@ def resume(
 
 
 def stopped(
-    cfg: config.TrainConfig, world: World, stop: StopFlag, pos: Position, log: MetricsLog | None
+    cfg: config.TrainConfig, world: World, stop: StopFlag, pos: Position, report: Reporter
 ) -> int:
     """After the stop checkpoint: requeue under Slurm (rank 0), then every rank exits."""
-    stop.ignore_further()
-    if log is not None:
-        log.close()
+    report.close()
+    if world.is_main:
         print(
             f"stopped by {stop.raised or 'a peer'} at step {pos.step}: checkpoint written"
             + ("" if stop.requeues else "; run the same command again to continue"),

@@ -1,14 +1,20 @@
-"""Shared fixtures: the demo corpus, the real corpus, and running commands as a user would."""
+"""Shared fixtures: the demo corpus, the real corpus, and running commands as a user would.
+
+Under CI (the CI environment variable set) a part the suite needs and does not find (Slurm,
+mpiexec, the shared corpus) fails the test that needs it; elsewhere that test skips, saying why.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -53,6 +59,61 @@ def train_command(data: str | os.PathLike, run: str | os.PathLike, *args: str) -
     ]
 
 
+def on_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A part this test needs is missing: a failure under CI, where it must be there (a skip
+    would leave CI green with the test never run), a skip with the reason elsewhere."""
+    if on_ci():
+        pytest.fail(f"{reason} (CI is set: this part is required there)", pytrace=False)
+    pytest.skip(reason)
+
+
+def mpiexec() -> str:
+    """The mpiexec beside this Python (the mpich wheel of the test extra), else on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if not found:
+        unavailable("no mpiexec (pip install mpich, or bash scripts/setup.sh test)")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port the OS reports free now, for a rendezvous the test starts right away."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ranks(cmd: list[str], n: int) -> list[subprocess.Popen[str]]:
+    """`n` processes of `cmd` that find each other by RANK, WORLD_SIZE, MASTER_ADDR and
+    MASTER_PORT (a port the OS reports free), as torchrun or a job script starts them."""
+    env = clean_env(WORLD_SIZE=str(n), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    return [
+        subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(n)
+    ]
+
+
+def finish(ranks: list[subprocess.Popen[str]], timeout: float = 300) -> list[tuple[int, str, str]]:
+    """Every rank's (exit code, stdout, stderr); ranks still running after `timeout` are killed."""
+    try:
+        outs = [p.communicate(timeout=timeout) for p in ranks]
+    finally:
+        for p in ranks:
+            p.kill()
+    return [(p.returncode, out, err) for p, (out, err) in zip(ranks, outs, strict=True)]
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated corpus of DEMO_RECIPES MasterCook recipes (UTF-8, LF)."""
@@ -66,7 +127,7 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
     if not REAL_CORPUS.is_file():
-        pytest.skip(f"real corpus {REAL_CORPUS} is not on this machine")
+        unavailable(f"real corpus {REAL_CORPUS} is not on this machine (set HPC_RNN_DEV_CORPUS)")
     return REAL_CORPUS
 
 
@@ -112,6 +173,41 @@ def demo_data(
     return out
 
 
+# The small model most training tests use; dropout makes the RNG part of what a resume restores.
+SMALL_TRAINING = [
+    "--hidden",
+    "32",
+    "--layers",
+    "2",
+    "--dropout",
+    "0.1",
+    "--batch-size",
+    "16",
+    "--log-every",
+    "1",
+    "--val-windows",
+    "200",
+    "--warmup-steps",
+    "3",
+]
+TRAINED_BATCH = "32"
+
+
+@pytest.fixture(scope="session")
+def trained_run(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of 2 epochs of SMALL_TRAINING in batches of TRAINED_BATCH on the demo data, trained
+    once in this process and shared; tests read it and write nothing into it."""
+    from hpc_rnn.train import StopFlag, parse_config, train
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    flags = [*SMALL_TRAINING, "--batch-size", TRAINED_BATCH, "--epochs", "2", "--lr", "0.01"]
+    assert (
+        train(parse_config(["--data", str(demo_data), "--run", str(run), *flags]), StopFlag(""))
+        == 0
+    )
+    return run
+
+
 def snapshot(directory: Path) -> dict[str, bytes]:
     """Every file under `directory` with its bytes, to check that a command left it alone."""
     return {
@@ -155,23 +251,23 @@ def sacct_state(job_id: str) -> str:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> str:
-    """The SLURM_CONF of a cluster that answers; skips the test otherwise."""
+    """The SLURM_CONF of a cluster that answers; otherwise `unavailable`."""
     conf = os.environ.get("SLURM_CONF")
     if not conf:
-        pytest.skip(
+        unavailable(
             "SLURM_CONF is not set (run scripts/slurm_up.sh and source scripts/slurm_env.sh)"
         )
     if not Path(conf).is_file():
-        pytest.skip(f"SLURM_CONF={conf} does not exist (run scripts/slurm_up.sh)")
+        unavailable(f"SLURM_CONF={conf} does not exist (run scripts/slurm_up.sh)")
     for tool in ("sinfo", "sbatch", "scontrol", "sacct"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not on PATH")
+            unavailable(f"{tool} is not on PATH")
     try:
         proc = run_cmd("sinfo", "-h", "-o", "%t", timeout=15)
     except subprocess.TimeoutExpired:
-        pytest.skip("sinfo did not answer within 15 s")
+        unavailable("sinfo did not answer within 15 s")
     if proc.returncode != 0:
-        pytest.skip(f"sinfo failed: {proc.stderr.strip()}")
+        unavailable(f"sinfo failed: {proc.stderr.strip()}")
     if not any(state.rstrip("*") in {"idle", "mix", "alloc"} for state in proc.stdout.split()):
-        pytest.skip(f"no usable node (sinfo states: {proc.stdout.split()})")
+        unavailable(f"no usable node (sinfo states: {proc.stdout.split()})")
     return conf

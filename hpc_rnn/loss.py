@@ -1,0 +1,89 @@
+"""Next-word loss and accuracy: one computation for a training step and for held-out windows,
+and the held-out window plans that training validates on and `evaluate` scores."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hpc_rnn import shards
+from hpc_rnn.data import Batch, WindowPlan
+from hpc_rnn.distributed import World, all_sum, autocast
+
+
+def window_scores(
+    logits: torch.Tensor, batch: Batch, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each window's weighted mean cross-entropy (with its graph, to back-propagate), and the
+    sums (loss, correct, windows) over the batch, detached, for logs and validation.
+
+    A window of objective "all" predicts at every position and scores the mean over them; one
+    of "last" predicts once. The placeholder window of an empty rank has weight 0.
+    """
+    targets = batch.targets.to(device)
+    weight = batch.weight.to(device)
+    ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
+    correct = (logits.argmax(-1) == targets).float()
+    if targets.dim() == 2:  # objective "all"
+        ce = ce.view_as(targets).mean(1)
+        correct = correct.mean(1)
+    sums = torch.stack([(ce.detach() * weight).sum(), (correct * weight).sum(), weight.sum()])
+    return ce * weight, sums
+
+
+def heldout_plan(
+    stream: np.ndarray, window: int, batch_size: int, max_windows: int, world: World
+) -> WindowPlan | None:
+    """Evenly spaced windows of a held-out stream, at most `max_windows` (0: all), predicting the
+    word after each full window (the lecture's task, whatever the training objective), split
+    across ranks; None when the stream is shorter than a window."""
+    n = len(stream) - window
+    if n <= 0:
+        return None
+    stride = max(1, -(-n // max_windows)) if max_windows else 1
+    return WindowPlan(
+        stream,
+        window=window,
+        objective="last",
+        batch_size=batch_size,
+        rank=world.rank,
+        world=world.size,
+        shuffle=False,
+        stride=stride,
+    )
+
+
+def validation_plan(
+    data: str, window: int, batch_size: int, max_windows: int, world: World, split: str = "val"
+) -> WindowPlan | None:
+    """`heldout_plan` of a preprocessed split (by default the validation recipes)."""
+    return heldout_plan(shards.load_stream(data, split), window, batch_size, max_windows, world)
+
+
+@torch.no_grad()
+def next_word_metrics(
+    model: torch.nn.Module, plan: WindowPlan | None, world: World
+) -> dict[str, Any]:
+    """val_loss (nats), val_acc, val_ppl and val_windows over `plan`, summed across ranks."""
+    if plan is None:
+        return {"val_loss": math.nan, "val_acc": math.nan, "val_ppl": math.nan, "val_windows": 0}
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, device=world.device)
+    for _, batch in plan.batches(0):
+        with autocast(world.device):
+            logits, _ = model(batch.inputs.to(world.device), last_only=True)
+        sums += window_scores(logits.float(), batch, world.device)[1]
+    model.train(was_training)
+    loss, correct, count = all_sum(sums, world).tolist()
+    loss /= max(count, 1)
+    return {
+        "val_loss": loss,
+        "val_acc": correct / max(count, 1),
+        "val_ppl": math.exp(min(loss, 50.0)),
+        "val_windows": int(count),
+    }
