@@ -14,7 +14,7 @@ step, carrying the recurrent state (constant work per word, and a context not cu
 Ask for a recipe: a title and an ingredient list, laid out as the archive lays out a recipe
 (`hpc_rnn.prompt`), and the model writes the directions and the yield line:
 
-    python -m hpc_rnn.generate --checkpoint RUN --title "Lemon Chicken" \
+    python -m hpc_rnn.generate --checkpoint RUN --title "Lemon Chicken" \\
         --ingredient "1 pound chicken breasts -- skinned" --ingredient "2 lemons" --out DIR
     python -m hpc_rnn.generate --checkpoint RUN --title "Bread" --ingredients LIST.txt --out DIR
     python -m hpc_rnn.generate --checkpoint RUN --complete RECIPES.txt --out DIR
