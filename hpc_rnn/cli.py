@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hpc_rnn.heap import keep_freed_memory
 
@@ -28,7 +28,9 @@ class Parser(argparse.ArgumentParser):
 EXIT_CODES = {0: "done", EXIT_USER_ERROR: "a mistake in the input: one error line, nothing changed"}
 
 
-def command_parser(prog: str, doc: str, exit_codes: dict[int, str] | None = None) -> Parser:
+def command_parser(
+    prog: str, doc: str, exit_codes: dict[int, str] | None = None, **kwargs: Any
+) -> Parser:
     """The parser of a command: its module docstring (with the usage examples) as the
     description, its exit codes as the epilog, line breaks kept."""
     codes = {**EXIT_CODES, **(exit_codes or {})}
@@ -38,6 +40,7 @@ def command_parser(prog: str, doc: str, exit_codes: dict[int, str] | None = None
         epilog="exit codes:\n"
         + "\n".join(f"  {c:>3}  {what}" for c, what in sorted(codes.items())),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
     )
 
 

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ from typing import Any
 import submitit
 
 from hpc_rnn import config, metrics
-from hpc_rnn.cli import Parser, UserError, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main
+from hpc_rnn.config import opt
 from hpc_rnn.heap import keep_freed_memory
 
 SIGNAL_DELAY_S = 300  # USR2 this long before the time limit: time for a step and a checkpoint
@@ -48,33 +49,21 @@ SLURM_TIMEOUT_S = 60  # for sbatch --test-only, squeue, sinfo, scontrol: slower 
 
 @dataclass
 class SlurmConfig:
-    nodes: int = 1
-    gpus: int = 0  # GPUs per node = tasks per node (0: one CPU task per node)
-    cpus_per_task: int = 8
-    time: str = "12:00:00"
-    partition: str = ""
-    account: str = ""
-    qos: str = ""
-    mem: str = ""
-    constraint: str = ""
-    job_name: str = ""  # empty: named after the run directory, e.g. train-run1
-    preprocess_ranks: int = 1  # MPI ranks of --pipeline's preprocess step (srun --mpi=pmi2)
-
-
-SLURM_HELP = {
-    "nodes": "nodes of the training job (--local: 1 only)",
-    "gpus": "GPUs per node, one training task per GPU; 0: one CPU task per node",
-    "cpus_per_task": "CPUs per task (sbatch --cpus-per-task)",
-    "time": "time limit, in Slurm's forms M, M:S, H:M:S, D-H, D-H:M or D-H:M:S",
-    "partition": "Slurm partition (empty: the cluster's default)",
-    "account": "Slurm account to charge (empty: your default)",
-    "qos": "Slurm quality of service (empty: the default)",
-    "mem": "memory per node, as sbatch --mem takes it, e.g. 64G (empty: Slurm's default)",
-    "constraint": "node features the job needs (sbatch --constraint)",
-    "job_name": "the training job's name in squeue and sacct (empty: train-NAME, NAME being"
-    " the run directory's; a sweep: sweep-NAME)",
-    "preprocess_ranks": "MPI ranks of --pipeline's preprocess job (srun --mpi=pmi2)",
-}
+    nodes: int = opt(1, "nodes of the training job (--local: 1 only)")
+    gpus: int = opt(0, "GPUs per node, one training task per GPU; 0: one CPU task per node")
+    cpus_per_task: int = opt(8, "CPUs per task (sbatch --cpus-per-task)")
+    time: str = opt("12:00:00", "time limit, in Slurm's forms M, M:S, H:M:S, D-H, D-H:M or D-H:M:S")
+    partition: str = opt("", "Slurm partition (default: the cluster's default)")
+    account: str = opt("", "Slurm account to charge (default: your default)")
+    qos: str = opt("", "Slurm quality of service (default: the default)")
+    mem: str = opt("", "memory per node, as sbatch --mem takes it, e.g. 64G (default: Slurm's)")
+    constraint: str = opt("", "node features the job needs (sbatch --constraint)")
+    job_name: str = opt(
+        "",
+        "the training job's name in squeue and sacct (default: train-NAME, NAME being the run "
+        "directory's; a sweep: sweep-NAME)",
+    )
+    preprocess_ranks: int = opt(1, "MPI ranks of --pipeline's preprocess job (srun --mpi=pmi2)")
 
 
 class TrainJob(submitit.helpers.Checkpointable):
@@ -123,7 +112,7 @@ def run_summary(run: str, rc: int) -> dict[str, Any]:
     """A finished run's result: its directory, exit code, steps and last validation loss."""
     path = Path(run) / metrics.METRICS_FILE
     records = metrics.read(path) if path.exists() else []
-    steps = [r["step"] for r in records if r.get("kind") == "train"]
+    steps = [r["step"] for r in records if "step" in r]  # validations too: the last step
     losses = [r["val_loss"] for r in records if "val_loss" in r]
     return {
         "run": run,
@@ -715,27 +704,11 @@ def with_env_paths(train_argv: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after every flag; the description's layout kept."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpc_rnn.submit",
-        description=__doc__,
-        formatter_class=_HelpFormatter,
-        # An abbreviation of a training flag must reach hpc_rnn.train, not match one of these.
-        allow_abbrev=False,
-    )
-    defaults = SlurmConfig()
-    for f in fields(SlurmConfig):
-        default = getattr(defaults, f.name)
-        parser.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=type(default),
-            default=default,
-            help=SLURM_HELP[f.name],
-        )
+def build_parser() -> Parser:
+    # No abbreviations: an abbreviated training flag must reach hpc_rnn.train, not match one of
+    # these.
+    parser = command_parser("hpc_rnn.submit", __doc__, allow_abbrev=False)
+    config.add_arguments(parser, SlurmConfig)
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -792,24 +765,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, train_argv = build_parser().parse_known_args(argv)
-
     def body() -> int:
         from hpc_rnn.train import parse_config
+
+        args, train_argv = build_parser().parse_known_args(argv)
 
         if args.report_every <= 0:
             raise UserError(f"--report-every {args.report_every} must be more than 0 seconds")
         slurm = config.from_args(SlurmConfig, args)
-        argv = with_env_paths(train_argv)
-        cfg = parse_config(argv)
+        train_argv = with_env_paths(train_argv)
+        cfg = parse_config(train_argv)
         points = []
         for label, directory, flags in sweep_points(args.sweep):
-            point_argv = [*argv, *flags, "--run", str(Path(cfg.run) / directory)]
+            point_argv = [*train_argv, *flags, "--run", str(Path(cfg.run) / directory)]
             try:
                 points.append((label, parse_config(point_argv), point_argv))
             except UserError as exc:
                 raise UserError(f"--sweep point {label}: {exc}") from None
-        jobs = plan(slurm, cfg, argv, args.pipeline, args.corpus, points)
+        jobs = plan(slurm, cfg, train_argv, args.pipeline, args.corpus, points)
         # submitit keeps absolute paths in the script; so does the dry run.
         folder = Path(cfg.run).expanduser().absolute() / "submitit"
         if args.local:
