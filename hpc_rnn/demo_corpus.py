@@ -85,9 +85,9 @@ class CorpusStats:
 # drawn with `section_chance`; `closers` (a sentence for directions that came out shorter than
 # two); `features_first` (featured ingredients head the list). A variant: `base` (groups of
 # alternatives, one drawn each; "a+b" is a bundle of both), `features` (the first featured
-# ingredient's pool), `second` and `second_chance` (the second's; default: the features),
-# `extras` (fill the list up to the drawn row count), `nouns`, `adjectives`, `flags`,
-# `categories`.
+# ingredient's pool), `second` (the second's; default: the features) drawn with
+# `second_chance`, `extras` (fill the list up to the drawn row count), `nouns`, `adjectives`,
+# `flags`, `categories`.
 #
 # A step is a paragraph (0-2), a chance, and choices: the first choice, from a random start,
 # whose needs this recipe meets becomes the sentence. In a choice, "{fat}" is one listed
