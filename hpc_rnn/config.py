@@ -279,6 +279,12 @@ class EvaluateConfig:
     )
     seed: int = opt(0, "sampling seed for --generate")
     device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto: a GPU if there is one")
+    given: str = opt(
+        "",
+        "score directions written for each recipe's title and list of this MasterCook or "
+        "Meal-Master file, or 'val' for the run's validation recipes (Kiddon et al. 2016)",
+    )
+    given_limit: int = opt(0, "with --given: score only the first this many recipes (0: all)")
     out: str = opt("", "also write the report as JSON to this file")
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hpc_rnn import atomic, checkpoint, config, generate, quality, shards, text
+from hpc_rnn import atomic, checkpoint, config, generate, given, quality, shards, text
 from hpc_rnn.cli import UserError, command_parser, run_main
 from hpc_rnn.config import EvaluateConfig
 from hpc_rnn.data import WindowPlan
@@ -89,6 +89,21 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             "source": reference,
             **quality.score_recipes(quality.iter_corpus(reference), lexicon),
         }
+    if cfg.given:
+        scores = given.score(
+            cfg.checkpoint,
+            cfg.given,
+            data=cfg.data,
+            reference=cfg.reference,
+            limit=cfg.given_limit,
+            seed=cfg.seed,
+            device=cfg.device,
+        )
+        # One report line per kind of directions: real (ceiling), another recipe's (floor),
+        # the model's greedy and sampled ones.
+        for kind in [k for k, v in scores.items() if isinstance(v, dict)]:
+            report[f"given_{kind}"] = scores.pop(kind)
+        report["given"] = scores
     return report
 
 

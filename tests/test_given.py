@@ -3,10 +3,13 @@ with a lexicon derived from a small hand-built corpus, and the report of a tiny 
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_in_repo
 
 from hpc_rnn import checkpoint, config, given, quality
 from hpc_rnn.config import ModelConfig, TrainConfig
@@ -87,3 +90,30 @@ def test_the_runs_own_validation_recipes(tiny_run: Path) -> None:
     report = given.score(str(tiny_run), given.VAL, limit=3, max_words=20, device="cpu")
     assert report["held"] == "val" and report["recipes"] == 3
     assert report["unknown_words"] >= 0 and report["lexicon_words"] > 20
+
+
+def test_evaluate_given_reports_ceiling_floor_and_the_model(tiny_run: Path) -> None:
+    proc = run_in_repo(
+        [
+            sys.executable,
+            "-m",
+            "hpc_rnn.evaluate",
+            "--checkpoint",
+            tiny_run,
+            "--given",
+            "val",
+            "--given-limit",
+            "3",
+            "--windows",
+            "50",
+        ],
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split(":", 1)[0]: line for line in proc.stdout.splitlines() if ": {" in line}
+    for kind in ("given_real", "given_other_recipe", "given_greedy", "given_sampled"):
+        assert '"coverage"' in lines[kind] and '"extra"' in lines[kind]
+    # The recipes' own directions name more of their list than another recipe's do.
+    real = json.loads(lines["given_real"].split(": ", 1)[1])
+    floor = json.loads(lines["given_other_recipe"].split(": ", 1)[1])
+    assert real["coverage"] > floor["coverage"] and real["extra"] < floor["extra"]
