@@ -201,6 +201,7 @@ def plan(
     pipeline: bool,
     corpus: str | None,
     points: list[Point] | None = None,
+    generate_args: tuple[str, ...] = (),
 ) -> list[Job]:
     """The jobs to submit, in order: training alone, a sweep's points (one job array), or
     preprocess -> train -> generate."""
@@ -269,7 +270,7 @@ def plan(
     # Locally there is no srun to make the ranks one MPI world: one process does it all.
     prep.local_tasks = 1
     gen_argv = ["--checkpoint", cfg.run, "--n", "20", "--out", str(Path(cfg.run) / "recipes")]
-    gen_argv.append("--overwrite")
+    gen_argv += ["--overwrite", *generate_args]
     gen = Job(
         "generate",
         run_command,
@@ -753,6 +754,14 @@ def build_parser() -> Parser:
         "--corpus", default="", help="the recipe text for --pipeline's preprocess job"
     )
     parser.add_argument(
+        "--generate-args",
+        default="",
+        metavar="FLAGS",
+        help="flags for --pipeline's generate job, split as a shell would, e.g. "
+        '"--title \'Lemon Chicken\' --ingredients list.txt" or "--complete held.txt" '
+        "(default: none)",
+    )
+    parser.add_argument(
         "--sweep",
         nargs="+",
         default=[],
@@ -782,7 +791,10 @@ def main(argv: list[str] | None = None) -> int:
                 points.append((label, parse_config(point_argv), point_argv))
             except UserError as exc:
                 raise UserError(f"--sweep point {label}: {exc}") from None
-        jobs = plan(slurm, cfg, train_argv, args.pipeline, args.corpus, points)
+        generate_args = tuple(shlex.split(args.generate_args))
+        if generate_args and not args.pipeline:
+            raise UserError("--generate-args is for --pipeline's generate job: add --pipeline")
+        jobs = plan(slurm, cfg, train_argv, args.pipeline, args.corpus, points, generate_args)
         # submitit keeps absolute paths in the script; so does the dry run.
         folder = Path(cfg.run).expanduser().absolute() / "submitit"
         if args.local:

@@ -210,3 +210,15 @@ def test_a_bad_sweep_is_one_line(spec: list[str], says: str, tmp_path: Path) -> 
     )
     assert says in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_pipelines_generate_job_takes_the_ask_for_a_recipe_flags(tmp_path: Path) -> None:
+    asked = "--title 'Lemon Chicken' --ingredients list.txt"
+    common = ("--pipeline", "--corpus", "c.txt", "--data", "d", "--run", "r", "--dry-run")
+    proc = submit(*common, "--local", "--generate-args", asked, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if "hpc_rnn.generate" in x)
+    assert line.endswith("--overwrite --title 'Lemon Chicken' --ingredients list.txt")
+    alone = submit("--data", "d", "--run", "r", "--generate-args", asked, cwd=tmp_path)
+    assert "--pipeline" in one_error_line(alone)
+    assert list(tmp_path.iterdir()) == []
