@@ -1,22 +1,26 @@
 """Data-parallel training with real processes and gloo: the same math as one process, resume
-across world sizes, and a dead rank that ends the job instead of hanging it."""
+across world sizes, a stop signal that every rank obeys at the same step, and a dead rank that
+ends the job instead of hanging it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, clean_env, run_in_repo, train_command
+from conftest import finish, run_in_repo, start_ranks, train_command, wait_until
 
 from hpc_rnn import checkpoint
 from hpc_rnn.distributed import first_host, process_layout
-from hpc_rnn.train import EXIT_PEER_LOST
+from hpc_rnn.train import EXIT_PEER_LOST, EXIT_STOPPED, StopFlag, parse_config
+from hpc_rnn.train import train as train_loop
 
 COMMON = [
     "--hidden",
@@ -35,16 +39,21 @@ COMMON = [
 
 
 def train(data: Path, run: Path, ranks: int, batch: int, steps: int) -> None:
-    cmd = train_command(data, run, *COMMON, "--batch-size", str(batch), "--max-steps", str(steps))
-    if ranks > 1:
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={ranks}",
-            *cmd[1:],
-        ]
+    """Train `steps` steps with `ranks` ranks of `batch` windows: one rank in this process, more
+    under torchrun, as a user starts them."""
+    flags = [*COMMON, "--batch-size", str(batch), "--max-steps", str(steps)]
+    if ranks == 1:
+        cfg = parse_config(["--data", str(data), "--run", str(run), *flags])
+        assert train_loop(cfg, StopFlag("")) == 0
+        return
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={ranks}",
+        *train_command(data, run, *flags)[1:],
+    ]
     done = run_in_repo(cmd, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert f"world {ranks} on cpu" in done.stdout
@@ -58,68 +67,104 @@ def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
+@pytest.fixture(scope="module")
+def one_rank(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Parameters of 1-rank runs with a global batch of 16, by steps, each trained once."""
+    runs: dict[int, dict[str, torch.Tensor]] = {}
+
+    def get(steps: int) -> dict[str, torch.Tensor]:
+        if steps not in runs:
+            run = tmp_path_factory.mktemp("one_rank") / "run"
+            train(demo_data, run, 1, 16, steps)
+            runs[steps] = params(run)
+        return runs[steps]
+
+    return get
+
+
 def test_two_ranks_with_batch_b_equal_one_rank_with_batch_2b(
-    demo_data: Path, tmp_path: Path
+    demo_data: Path, tmp_path: Path, one_rank
 ) -> None:
-    train(demo_data, tmp_path / "one", 1, 16, 10)
     train(demo_data, tmp_path / "two", 2, 8, 10)
-    one, two = params(tmp_path / "one"), params(tmp_path / "two")
-    assert max_diff(one, two) < 1e-5
+    assert max_diff(one_rank(10), params(tmp_path / "two")) < 1e-5
     # ...and 10 steps did move the weights far more than that.
-    train(demo_data, tmp_path / "short", 1, 16, 2)
-    assert max_diff(one, params(tmp_path / "short")) > 1e-3
+    assert max_diff(one_rank(10), one_rank(2)) > 1e-3
 
 
 @pytest.mark.parametrize(("before", "after"), [(2, 1), (1, 2)])
 def test_a_checkpoint_resumes_with_another_world_size(
-    demo_data: Path, tmp_path: Path, before: int, after: int
+    demo_data: Path, tmp_path: Path, one_rank, before: int, after: int
 ) -> None:
     global_batch = 16
-    straight, switched = tmp_path / "straight", tmp_path / "switched"
-    train(demo_data, straight, 1, global_batch, 8)
+    switched = tmp_path / "switched"
     train(demo_data, switched, before, global_batch // before, 4)
     train(demo_data, switched, after, global_batch // after, 8)
     assert checkpoint.load(checkpoint.resolve(switched))["step"] == 8
-    assert max_diff(params(straight), params(switched)) < 1e-5
+    assert max_diff(one_rank(8), params(switched)) < 1e-5
+
+
+def start_training(data: Path, run: Path, n: int, *flags: str) -> list[subprocess.Popen[str]]:
+    return start_ranks(train_command(data, run, *COMMON, *flags), n)
+
+
+@contextlib.contextmanager
+def killed_on_failure(ranks: list[subprocess.Popen[str]]) -> Iterator[None]:
+    """Kill the ranks if the block fails, so that a failed test leaves no training behind."""
+    try:
+        yield
+    except BaseException:
+        for p in ranks:
+            p.kill()
+            p.communicate()
+        raise
+
+
+def logged_steps(run: Path) -> int:
+    metrics = run / "metrics.jsonl"
+    return metrics.read_text().count('"train"') if metrics.exists() else 0
+
+
+def test_a_stop_signal_to_one_rank_stops_every_rank_at_one_step_and_resumes_exactly(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    # Constant learning rate: a later, shorter --max-steps plans the same schedule.
+    forever = ("--batch-size", "8", "--max-steps", "100000", "--ckpt-every-steps", "100000")
+    run = tmp_path / "run"
+    ranks = start_training(demo_data, run, 2, *forever)
+    with killed_on_failure(ranks):
+        wait_until(lambda: logged_steps(run) >= 2 or ranks[0].poll() is not None, 300, "2 logs")
+        # Only rank 1 hears it: rank 0 learns of it when the ranks compare flags at a log step.
+        ranks[1].send_signal(signal.SIGUSR2)
+    (rc0, out0, err0), (rc1, _, err1) = finish(ranks)
+    assert (rc0, rc1) == (EXIT_STOPPED, EXIT_STOPPED), err0[-2000:] + err1[-2000:]
+    stop_step = checkpoint.load(checkpoint.resolve(run))["step"]  # rank 0's stop checkpoint
+    assert stop_step % 2 == 0, "ranks compare flags at log steps (--log-every 2)"
+    assert f"stopped by a peer at step {stop_step}" in out0  # rank 0 itself got no signal
+
+    # Resumed by two ranks, it ends where an uninterrupted two-rank run ends, bit for bit.
+    until = ("--batch-size", "8", "--max-steps", str(stop_step + 4))
+    resumed = finish(start_training(demo_data, run, 2, *until))
+    assert [r[0] for r in resumed] == [0, 0], resumed[0][2][-2000:] + resumed[1][2][-2000:]
+    assert f"resuming at step {stop_step}" in resumed[0][1]
+    straight = finish(start_training(demo_data, tmp_path / "straight", 2, *until))
+    assert [r[0] for r in straight] == [0, 0], straight[0][2][-2000:]
+    a, b = params(run), params(tmp_path / "straight")
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed two-rank run differs"
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(x)["step"] for x in lines if '"train"' in x]
+    assert logged == list(range(2, stop_step + 5, 2)), "each log step once over both runs"
 
 
 def test_a_dead_rank_ends_the_others_with_a_clear_error(demo_data: Path, tmp_path: Path) -> None:
-    env = clean_env(
-        WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29400 + os.getpid() % 500)
-    )
-    cmd = train_command(
-        demo_data,
-        tmp_path / "run",
-        *COMMON,
-        "--batch-size",
-        "8",
-        "--max-steps",
-        "100000",
-        "--dist-timeout-s",
-        "30",
-    )
-    ranks = [
-        subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for r in range(2)
-    ]
-    deadline = time.monotonic() + 120
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
-        assert time.monotonic() < deadline and ranks[0].poll() is None
-        time.sleep(0.1)
-    ranks[1].send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    _, err = ranks[0].communicate(timeout=90)
-    ranks[1].communicate()
-    assert ranks[0].returncode == EXIT_PEER_LOST, err[-3000:]
-    assert time.monotonic() - killed < 60
+    run = tmp_path / "run"
+    flags = ("--batch-size", "8", "--max-steps", "100000", "--dist-timeout-s", "30")
+    ranks = start_training(demo_data, run, 2, *flags)
+    with killed_on_failure(ranks):
+        wait_until(lambda: logged_steps(run) >= 2 or ranks[0].poll() is not None, 300, "2 logs")
+        ranks[1].send_signal(signal.SIGKILL)
+    # Rank 0 gives up within --dist-timeout-s (30 s) of the kill: far less than this bound.
+    (rc, _, err), _ = finish(ranks, timeout=300)
+    assert rc == EXIT_PEER_LOST, err[-3000:]
     assert "error: rank 0 lost contact with another rank" in err and "Traceback" not in err
 
 
@@ -133,7 +178,11 @@ def test_layout_from_slurm_and_torchrun(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SLURM_LOCALID", "1")
     monkeypatch.setenv("SLURM_STEP_NODELIST", "gpu[07-08]")
     monkeypatch.setenv("SLURM_JOB_ID", "123456")
-    assert process_layout() == (5, 8, 1, "gpu07", 20000 + 123456 % 20000)
+    rank, size, local, host, port = process_layout()
+    assert (rank, size, local, host) == (5, 8, 1, "gpu07")
+    # The port comes from the job and step: the next step of the job meets on another one.
+    monkeypatch.setenv("SLURM_STEP_ID", "1")
+    assert port != process_layout()[4] and 1024 < port < 32768
     monkeypatch.setenv("RANK", "2")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("MASTER_ADDR", "n1")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import SMALL_TRAINING, run_in_repo
 
-from hpc_rnn import checkpoint, config, evaluate, shards
+from hpc_rnn import checkpoint, config, evaluate, generate, shards
 from hpc_rnn.config import ModelConfig, TrainConfig
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import load_vocab
@@ -82,8 +82,7 @@ def test_scores_generated_recipes_against_the_corpus(
     out = tmp_path / "scores.json"
     # Carry mode only: window mode costs 50 model steps a word (tests/test_generate.py tests it).
     argv = ["--checkpoint", str(trained), "--generate", "4", "--contexts", "carry"]
-    done = evaluate_cmd(*argv, "--windows", "100", "--out", str(out))
-    assert done.returncode == 0, done.stderr
+    assert evaluate.main([*argv, "--windows", "100", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["generated_carry"]["count"] == 4 and "generated_window" not in report
     assert 0 < report["generated_carry"]["structure"] <= 1
@@ -92,35 +91,16 @@ def test_scores_generated_recipes_against_the_corpus(
     assert report["reference"]["source"] == str(demo_corpus)
 
 
-def test_another_corpus_and_recipe_files(trained: Path, demo_corpus: Path, tmp_path: Path) -> None:
+def test_another_corpus_and_recipe_files(
+    trained: Path, demo_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     recipes = tmp_path / "recipes"
-    gen = run_in_repo(
-        [
-            sys.executable,
-            "-m",
-            "hpc_rnn.generate",
-            "--checkpoint",
-            trained,
-            "--n",
-            "3",
-            "--out",
-            recipes,
-        ],
-        timeout=120,
-    )
-    assert gen.returncode == 0, gen.stderr
-    done = evaluate_cmd(
-        "--checkpoint",
-        str(trained),
-        "--corpus",
-        str(demo_corpus),
-        "--recipes",
-        str(recipes),
-        "--windows",
-        "300",
-    )
-    assert done.returncode == 0, done.stderr
-    assert f'"source": "{demo_corpus}"' in done.stdout and '"count": 3' in done.stdout
+    assert generate.main(["--checkpoint", str(trained), "--n", "3", "--out", str(recipes)]) == 0
+    argv = ["--checkpoint", str(trained), "--corpus", str(demo_corpus), "--recipes", str(recipes)]
+    capsys.readouterr()
+    assert evaluate.main([*argv, "--windows", "300"]) == 0
+    out = capsys.readouterr().out
+    assert f'"source": "{demo_corpus}"' in out and '"count": 3' in out
 
 
 def test_bad_input_is_one_line(

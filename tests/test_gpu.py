@@ -1,20 +1,21 @@
-"""What only a CUDA device can check: the cuDNN path of the model against its loop, a bf16
-training step, and an NCCL process group. Skipped without CUDA; scripts/gpu_check.sh runs them."""
+"""What only a CUDA device can check: the cuDNN path of the model against its loop, the
+project's training step under bf16 autocast, and an NCCL all-reduce between two processes.
+Skipped without CUDA; scripts/gpu_check.sh runs them."""
 
 from __future__ import annotations
 
-import socket
+import sys
 from collections.abc import Iterator
 
 import pytest
 import torch
-import torch.distributed as dist
+from conftest import finish, start_ranks
 
-from hpc_rnn.config import ModelConfig
+from hpc_rnn.config import ModelConfig, TrainConfig
 from hpc_rnn.data import Batch
-from hpc_rnn.distributed import close_world, init_world
+from hpc_rnn.distributed import World
 from hpc_rnn.model import RecurrentLM
-from hpc_rnn.train import objective_loss
+from hpc_rnn.train import make_optimizer, train_step
 
 pytestmark = [
     pytest.mark.gpu,
@@ -56,44 +57,42 @@ def test_cudnn_path_equals_loop_path_in_float32(cell: str, exact_float32: None) 
         torch.testing.assert_close(fused, loop, atol=1e-4, rtol=1e-4)
 
 
-def test_bf16_autocast_training_step_lowers_the_loss() -> None:
+def test_the_training_step_runs_in_bf16_and_lowers_the_loss() -> None:
     torch.manual_seed(0)
-    model = RecurrentLM(N_WORDS, ModelConfig()).cuda()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    inputs = _tokens(64, 50)
+    cfg = TrainConfig(objective="last", lr=3e-3)
+    model = RecurrentLM(N_WORDS, cfg.model).cuda()
+    optimizer = make_optimizer(cfg, model)
+    world = World(0, 1, 0, torch.device("cuda", torch.cuda.current_device()))
+    inputs = _tokens(64, 50).cpu()
     batch = Batch(inputs, inputs[:, -1].roll(1), torch.ones(64), 64)
-    device = inputs.device
+    dtypes = []
+    model.output.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
     losses = []
     for _ in range(10):
-        # As train.py steps on a GPU.
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits, _ = model(inputs, last_only=True)
-        assert logits.dtype == torch.bfloat16
-        loss, _ = objective_loss(logits.float(), batch, 1, device)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        loss_sum, _, windows = train_step(cfg, model, model, optimizer, batch, world).tolist()
+        losses.append(loss_sum / windows)
+    assert set(dtypes) == {torch.bfloat16}, "the output layer ran under bf16 autocast"
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < 0.9 * losses[0]
 
 
-def test_nccl_process_group_of_one_rank(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}.items():
-        monkeypatch.setenv(name, value)
-    world = init_world("cuda", timeout_s=60)
-    assert (world.size, world.device.type) == (1, "cuda")
-    assert torch.cuda.current_device() == world.device.index
-    # init_world starts a group only for 2+ ranks; the backend it would pick is checked here.
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    try:
-        assert dist.get_backend() == "nccl"
-        t = torch.arange(3.0, device=world.device)
-        dist.all_reduce(t)
-        assert t.tolist() == [0.0, 1.0, 2.0]
-    finally:
-        close_world()
-    assert not dist.is_initialized()
+# Each rank sums rank + 1 through the project's process group: 1 + 2 = 3 on both.
+_ALL_REDUCE = """
+import torch
+from hpc_rnn.distributed import all_sum, close_world, init_world
+world = init_world("cuda", timeout_s=120)
+assert torch.distributed.get_backend() == "nccl"
+total = all_sum(torch.full((3,), world.rank + 1.0, device=world.device), world)
+print("rank", world.rank, "device", world.device, "sum", total.tolist())
+close_world()
+"""
+
+
+@pytest.mark.skipif(
+    torch.cuda.device_count() < 2,
+    reason="NCCL refuses two ranks on one GPU ('Duplicate GPU detected'): needs 2 GPUs",
+)
+def test_nccl_all_reduce_between_two_processes() -> None:
+    for r, (rc, out, err) in enumerate(finish(start_ranks([sys.executable, "-c", _ALL_REDUCE], 2))):
+        assert rc == 0, err[-3000:]
+        assert f"rank {r} device cuda:{r} sum [3.0, 3.0, 3.0]" in out
