@@ -6,8 +6,10 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 from hpc_rnn.cli import UserError
@@ -166,6 +168,49 @@ PRESETS: dict[str, dict[str, Any]] = {
         model=ModelConfig(),
     ),
 }
+
+
+def flatten(settings: dict[str, Any]) -> dict[str, Any]:
+    """Training settings with the model's among them, as the train command's flags hold them."""
+    flat = {k: v for k, v in settings.items() if k != "model"}
+    model = settings.get("model", {})
+    flat.update(to_dict(model) if dataclasses.is_dataclass(model) else model)
+    return flat
+
+
+def read_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """Training settings from a TOML file or a JSON one (an earlier run's config.json), each
+    checked to be a setting of TrainConfig or ModelConfig."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"--config {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".json":
+            settings = json.loads(raw)
+        else:
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise UserError(
+                    f"--config {path}: reading TOML needs Python 3.11; give a JSON file"
+                ) from None
+            settings = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"--config {path} is not valid {path.suffix[1:] or 'TOML'}: {exc}"
+        ) from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("model", {}), dict):
+        raise UserError(f"--config {path}: expected a table of settings")
+    flat = flatten(settings)
+    known = {f.name for f in fields(TrainConfig)} | {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise UserError(
+            f"--config {path}: unknown settings {', '.join(unknown)} (see python -m hpc_rnn.train --help)"
+        )
+    return flat
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

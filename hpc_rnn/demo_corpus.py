@@ -39,7 +39,7 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from hpc_rnn.cli import Parser, UserError, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 
 MEGABYTE = 1_000_000  # --megabytes counts decimal megabytes, like the rest of the project
 _CHUNK = 1 << 20  # bytes buffered between writes
@@ -655,8 +655,8 @@ def _positive_float(s: str) -> float:
     return x
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m hpc_rnn.demo_corpus", description=__doc__.split("\n")[0])
+def build_parser() -> Parser:
+    parser = command_parser("hpc_rnn.demo_corpus", __doc__)
     size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--recipes", type=_positive_int, metavar="N", help="number of recipes")
     size.add_argument(
@@ -666,10 +666,15 @@ def main(argv: list[str] | None = None) -> int:
         help="write recipes until the file reaches M megabytes (10**6 bytes)",
     )
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
-    parser.add_argument("--out", default="-", metavar="FILE", help="output file, - for stdout")
+    parser.add_argument(
+        "--out", default="-", metavar="FILE", help="output file, - for stdout (default: -)"
+    )
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
     def body() -> int:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         if args.out == "-":
             try:
                 write_stream(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hpc_rnn import atomic, checkpoint, config, generate, given, quality, shards, text
-from hpc_rnn.cli import UserError, command_parser, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 from hpc_rnn.config import EvaluateConfig
 from hpc_rnn.data import WindowPlan
 from hpc_rnn.distributed import World, pick_device
@@ -107,12 +107,15 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = command_parser("hpc_rnn.evaluate", __doc__)
     config.add_arguments(parser, EvaluateConfig)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
     def body() -> int:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         cfg = config.from_args(EvaluateConfig, args)
         if not cfg.checkpoint:
             raise UserError(

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from hpc_rnn import atomic, checkpoint, config, layout, prompt, text
-from hpc_rnn.cli import UserError, command_parser, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig
 from hpc_rnn.distributed import pick_device
 from hpc_rnn.model import RecurrentLM, State
@@ -363,7 +363,7 @@ def write_recipes(
             stale.unlink()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = command_parser("hpc_rnn.generate", __doc__)
     parser.add_argument(
         "--checkpoint", required=True, help="a checkpoint step directory, or a run directory"
@@ -377,9 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         "--ingredient", action="append", default=[], metavar="ROW", help=helps["ingredient"]
     )
     config.add_arguments(parser, GenerateConfig, skip=("checkpoint", "out", "title", "ingredient"))
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
     def body() -> int:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         cfg = config.from_args(GenerateConfig, args, ingredient=tuple(args.ingredient))
         print(run(cfg), flush=True)
         return 0

@@ -37,6 +37,14 @@ class MetricsLog:
         self._f.close()
 
 
+def append(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """One record more at the end of a JSONL file; a line cut short by a kill is skipped by read."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All complete records; a line cut short by a kill is ignored."""
     out = []

@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hpc_rnn import atomic, config, shards, text
-from hpc_rnn.cli import EXIT_USER_ERROR, UserError, command_parser, run_main
+from hpc_rnn.cli import EXIT_USER_ERROR, Parser, UserError, command_parser, run_main
 from hpc_rnn.mpi import RanksFailed, agree, mpi_world, stop_all_on_error
 from hpc_rnn.vocab import VOCAB_FILE, Vocab, build_vocab
 
@@ -362,16 +362,19 @@ def _progress(items: Any, rank: int, what: str) -> Any:
     return tqdm(items, desc=what, unit=" recipes", disable=rank != 0 or not sys.stderr.isatty())
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = command_parser("hpc_rnn.preprocess", __doc__)
     parser.add_argument("corpus", help="recipe text (MasterCook or Meal-Master layout)")
     parser.add_argument(
         "--out", required=True, help="directory for vocab.json, shards and manifest"
     )
     config.add_arguments(parser, config.PreprocessConfig, skip=("corpus", "out"))
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
     def body() -> int:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         cfg = config.from_args(config.PreprocessConfig, args)
         comm = mpi_world()
         try:

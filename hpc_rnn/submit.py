@@ -742,7 +742,8 @@ def build_parser() -> Parser:
         type=float,
         default=REPORT_EVERY_S,
         metavar="SECONDS",
-        help="with --wait: seconds between two state lines of a job that has not ended",
+        help="with --wait: seconds between two state lines of a job that has not ended "
+        f"(default: {REPORT_EVERY_S:g})",
     )
     parser.add_argument(
         "--pipeline",
@@ -751,7 +752,9 @@ def build_parser() -> Parser:
         " succeeded (sbatch --dependency=afterok)",
     )
     parser.add_argument(
-        "--corpus", default="", help="the recipe text for --pipeline's preprocess job"
+        "--corpus",
+        default="",
+        help="the recipe text for --pipeline's preprocess job (default: none)",
     )
     parser.add_argument(
         "--generate-args",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +28,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hpc_rnn import atomic, checkpoint, config, shards
-from hpc_rnn.cli import Parser, UserError, run_main
+from hpc_rnn import atomic, checkpoint, config, metrics, shards
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 from hpc_rnn.data import Batch, WindowPlan
 from hpc_rnn.distributed import (
     World,
@@ -51,6 +52,7 @@ from hpc_rnn.vocab import load_vocab
 
 EXIT_STOPPED = 75  # EX_TEMPFAIL: checkpointed on a signal, run again to continue
 EXIT_PEER_LOST = 69  # EX_UNAVAILABLE: another rank died; nothing new was saved
+STARTS_FILE = "starts.jsonl"  # one line per start of the run: when, where, at which step, settings
 # The per-rank batch that --batch-size 0 picks. A CPU step costs in proportion to the batch, so a
 # small one buys more updates a second; a GPU step costs about the same at both, so a GPU takes
 # the bigger. The measurements are in docs/benchmarks.md.
@@ -255,7 +257,8 @@ def train(cfg: config.TrainConfig, stop: StopFlag | None = None) -> int:
     lock = RunLock(cfg.run)
     world: World | None = None
     try:
-        world = init_world(cfg.device, cfg.dist_timeout_s)
+        # Under srun, rank 0 publishes a free port in the run directory, which every node sees.
+        world = init_world(cfg.device, cfg.dist_timeout_s, rendezvous_dir=cfg.run)
         return _train(with_device_batch(cfg, world.device), world, stop, lock)
     except RuntimeError as exc:  # gloo and NCCL report a lost peer as RuntimeError subclasses
         if world is None or world.size == 1 or not is_peer_failure(exc):
@@ -378,6 +381,8 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
     if world.is_main:
         run.mkdir(parents=True, exist_ok=True)
         atomic.write_json(run / "config.json", config.to_dict(cfg))
+        # config.json is this start's; starts.jsonl keeps every start's, the first one included.
+        metrics.append(run / STARTS_FILE, {**start_record(pos.step), "config": config.to_dict(cfg)})
         print(f"config: {config.describe(cfg)}", flush=True)
         print(
             f"data: {manifest['splits']['train']['n_tokens']} training tokens, "
@@ -650,27 +655,63 @@ def stopped(
     return EXIT_STOPPED
 
 
-def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
-    parser = Parser(prog="python -m hpc_rnn.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="a directory written by hpc_rnn.preprocess")
+def start_record(step: int) -> dict[str, Any]:
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": socket.gethostname(),
+        "slurm_job": slurm_job_id(),
+        "step": step,
+    }
+
+
+def build_parser() -> Parser:
+    parser = command_parser(
+        "hpc_rnn.train",
+        __doc__,
+        {
+            2: "a mistake in the input (one error line, nothing changed), or a diverged run",
+            EXIT_PEER_LOST: "another rank died or stopped answering; nothing new was saved",
+            EXIT_STOPPED: "stopped by a signal after writing a checkpoint: run again to continue",
+        },
+    )
+    parser.add_argument("--data", help="a directory written by hpc_rnn.preprocess (required)")
     # --run-dir too: torchrun's own parser takes "--run" for an abbreviation of its --run-path.
     parser.add_argument(
         "--run",
         "--run-dir",
         dest="run",
-        required=True,
-        help="directory for checkpoints, metrics, plots",
+        help="directory for checkpoints, metrics, plots (required)",
     )
-    parser.add_argument("--preset", choices=sorted(config.PRESETS), help="a named starting point")
+    parser.add_argument(
+        "--preset", choices=sorted(config.PRESETS), help="a named starting point (default: none)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings from a TOML or JSON file (an earlier run's config.json works); a preset "
+        "applies first, the file next, and flags win over both (default: none)",
+    )
     config.add_arguments(parser, config.TrainConfig, skip=("data", "run", "model"))
     config.add_arguments(parser, config.ModelConfig)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> config.TrainConfig:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    # A preset's and a file's values become the parser's defaults, so that a flag given always
+    # wins, abbreviated or not.
+    defaults: dict[str, Any] = {}
     if args.preset:
-        # A preset's values become the parser's defaults, so any flag given wins, abbreviated or not.
-        preset = dict(config.PRESETS[args.preset])
-        preset.update(config.to_dict(preset.pop("model", config.ModelConfig())))
-        parser.set_defaults(**preset)
+        defaults.update(config.flatten(config.PRESETS[args.preset]))
+    if args.config:
+        defaults.update(config.read_settings(args.config))
+    if defaults:
+        parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
+    for name in ("data", "run"):
+        if not getattr(args, name):
+            raise UserError(f"--{name} is required (on the command line or in --config)")
     model = config.from_args(config.ModelConfig, args)
     return config.from_args(config.TrainConfig, args, model=model)
 

@@ -28,6 +28,7 @@ from hpc_rnn.data import WindowPlan
 from hpc_rnn.train import (
     AUTO_BATCH,
     EXIT_STOPPED,
+    STARTS_FILE,
     StopFlag,
     main,
     parse_config,
@@ -435,3 +436,14 @@ def test_bad_options_give_one_line(
         err = capsys.readouterr().err
         assert err.startswith(start) and err.count("\n") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_each_start_keeps_its_settings_and_config_json_is_the_latest(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    assert train_here(demo_data, run, "--max-steps", "3", "--lr", "0.004") == 0
+    assert train_here(demo_data, run, "--max-steps", "5", "--lr", "0.002") == 0
+    starts = [json.loads(line) for line in (run / STARTS_FILE).read_text().splitlines()]
+    assert [(s["step"], s["config"]["lr"]) for s in starts] == [(0, 0.004), (3, 0.002)]
+    assert json.loads((run / "config.json").read_text()) == starts[-1]["config"]

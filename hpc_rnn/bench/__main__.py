@@ -46,7 +46,7 @@ from hpc_rnn.bench.harness import (
     preprocessed,
 )
 from hpc_rnn.bench.report import markdown, plot, ratio_text
-from hpc_rnn.cli import UserError, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 from hpc_rnn.distributed import pick_device
 
 # In the order they run: input_pipeline reuses train_throughput's rate, time_to_quality its step
@@ -103,25 +103,35 @@ def run_bench(out: Path, names: list[str], device: str, sizes: Sizes, mode: str)
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpc_rnn.bench", description=__doc__.split("\n")[0]
-    )
+def build_parser() -> Parser:
+    parser = command_parser("hpc_rnn.bench", __doc__)
     parser.add_argument(
         "--quick", action="store_true", help="smaller sizes, fewer repeats (minutes)"
     )
-    parser.add_argument("--out", default="runs/bench", help="directory for bench.json/.md/.png")
+    parser.add_argument(
+        "--out",
+        default="runs/bench",
+        help="directory for bench.json/.md/.png (default: runs/bench)",
+    )
     parser.add_argument(
         "--only",
         default="",
         help=f"comma-separated figures to run (default all): {','.join(FIGURES)}",
     )
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where the figures run; auto: a GPU if there is one (default: auto)",
+    )
     # The tests' sizes: seconds per figure, figures meaningless.
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
     def body() -> int:
+        args = build_parser().parse_args(argv)
         names = [n.strip() for n in args.only.split(",") if n.strip()] or list(FIGURES)
         unknown = sorted(set(names) - set(FIGURES))
         if unknown:
