@@ -3,14 +3,13 @@ multi-task launch is an error."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import clean_env, run_in_repo
+from conftest import clean_env, mpiexec, run_in_repo
 
 from hpc_rnn import config, preprocess, shards
 from hpc_rnn.mpi import SingleProcess
@@ -20,14 +19,6 @@ from hpc_rnn.vocab import load_vocab
 # Small shards, so that each rank writes several and contexts cross both shard and rank borders.
 SHARD_TOKENS, VAL_FRACTION = 2000, 0.1
 OPTIONS = ("--shard-tokens", str(SHARD_TOKENS), "--val-fraction", str(VAL_FRACTION))
-
-
-def _mpiexec() -> str:
-    beside = Path(sys.executable).parent / "mpiexec"
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if found is None:
-        pytest.skip("no mpiexec (pip install mpich)")
-    return found
 
 
 def _shard_windows(directory: Path, split: str) -> list[tuple[np.ndarray, int]]:
@@ -120,7 +111,7 @@ def test_mpi_ranks_write_the_data_of_one_process(
     demo_corpus: Path, one_process, tmp_path: Path, ranks: int, window: int
 ):
     out = tmp_path / "data"
-    cmd = [_mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpc_rnn.preprocess"]
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpc_rnn.preprocess"]
     proc = run_in_repo(
         [*cmd, demo_corpus, "--out", out, "--window", str(window), *OPTIONS], timeout=180
     )

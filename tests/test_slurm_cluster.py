@@ -68,7 +68,8 @@ def test_requeue_runs_the_job_again(slurm_cluster, tmp_path):
 
 
 def _executor(folder: Path):
-    submitit = pytest.importorskip("submitit")
+    import submitit  # a hard dependency: its absence is a failure, not a skip
+
     executor = submitit.AutoExecutor(folder=folder)
     assert executor.cluster == "slurm", executor.cluster
     executor.update_parameters(timeout_min=5, cpus_per_task=1)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run_in_repo, snapshot, train_command, wait_until
+from conftest import clean_env, mpiexec, run_in_repo, snapshot, train_command, wait_until
 from test_preprocess import _names, _refused
 from test_text import HEADERS
 
@@ -36,14 +36,6 @@ def earlier(demo_data: Path, tmp_path: Path) -> Path:
 def _corpus(path: Path, recipes: list[str]) -> Path:
     path.write_text("".join(recipes), encoding="utf-8")
     return path
-
-
-def _mpiexec() -> str:
-    beside = Path(sys.executable).parent / "mpiexec"
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if found is None:
-        pytest.skip("no mpiexec (pip install mpich)")
-    return found
 
 
 def _preprocess_argv(*args: str | os.PathLike) -> list[str]:
@@ -242,7 +234,7 @@ def test_full_disk_on_one_rank_ends_every_rank(tmp_path: Path, demo_data: Path, 
     (small_disk / "filler").write_bytes(b"\0" * (free - 150_000))
     before = snapshot(small_disk)
     args = _preprocess_argv(corpus, "--out", out, "--overwrite", "--shard-tokens", "20000")
-    rc, output, seconds = _run_group([_mpiexec(), "-n", "2", *args], timeout=60, env=clean_env())
+    rc, output, seconds = _run_group([mpiexec(), "-n", "2", *args], timeout=60, env=clean_env())
     assert rc != 0, output
     assert seconds < 30
     errors = [ln for ln in output.splitlines() if ln.startswith("error:")]
@@ -279,7 +271,7 @@ def test_ctrl_c_on_one_rank_ends_every_rank(tmp_path: Path):
     # Ctrl-C reaching one rank only (a signal sent to one PID) raises KeyboardInterrupt there,
     # outside any step the ranks agree on: the other rank must not wait for it for ever.
     corpus = _corpus(tmp_path / "corpus.txt", list(generate_recipes(3000, 1)) * 4)
-    cmd = [_mpiexec(), "-n", "2", *_preprocess_argv(corpus, "--out", tmp_path / "data")]
+    cmd = [mpiexec(), "-n", "2", *_preprocess_argv(corpus, "--out", tmp_path / "data")]
     env = clean_env(HPC_RNN_TEST_PARENT=str(os.getpid()))
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -388,7 +380,7 @@ def test_one_stray_byte_spoils_only_its_own_recipe_on_1_and_2_ranks(tmp_path: Pa
         out = tmp_path / f"data{ranks}"
         cmd = _preprocess_argv(corpus, "--out", out)
         if ranks > 1:
-            cmd = [_mpiexec(), "-n", str(ranks), *cmd]
+            cmd = [mpiexec(), "-n", str(ranks), *cmd]
         proc = run_in_repo(cmd, timeout=120)
         assert proc.returncode == 0, proc.stderr
         warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
