@@ -78,10 +78,14 @@ class TrainConfig:
     data: str = opt("", "a directory written by hpc_rnn.preprocess")
     run: str = opt("", "directory for checkpoints, metrics, plots and config")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    objective: Literal["all", "last"] = opt(
+    objective: Literal["all", "last", "recipe"] = opt(
         "all",
         "all: predict the next word at every position of a window (windows cut with stride = "
-        "window); last: the lecture's, only the word after each window (stride 1)",
+        "window); last: the lecture's, only the word after each window (stride 1); recipe: "
+        "every word of whole recipes, the state running from each recipe's first word",
+    )
+    recipe_words: int = opt(
+        1024, "with --objective recipe: words of a recipe trained as one sequence, at most"
     )
     optimizer: Literal["adamw", "sgd"] = opt("adamw", "the optimizer")
     lr: float = opt(3e-3, "learning rate for the effective batch (batch size x ranks); see README")
@@ -131,6 +135,7 @@ class TrainConfig:
             "max_steps": 0,
             "warmup_steps": 0,
             "ckpt_every_steps": 1,
+            "recipe_words": 2,
             "keep_last": 1,
             "log_every": 1,
             "val_windows": 0,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from hpc_rnn import shards
-from hpc_rnn.data import Batch, WindowPlan
+from hpc_rnn.data import Batch, RecipePlan, WindowPlan
 from hpc_rnn.distributed import World, all_sum, autocast
 
 
@@ -22,13 +22,17 @@ def window_scores(
     sums (loss, correct, windows) over the batch, detached, for logs and validation.
 
     A window of objective "all" predicts at every position and scores the mean over them; one
-    of "last" predicts once. The placeholder window of an empty rank has weight 0.
+    of "last" predicts once. A whole recipe (objective "recipe") weighs every target token
+    alike: its weight is a mask over positions, 0 past its end, and the sums count tokens. The
+    placeholder of an empty rank has weight 0.
     """
     targets = batch.targets.to(device)
     weight = batch.weight.to(device)
     ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
     correct = (logits.argmax(-1) == targets).float()
-    if targets.dim() == 2:  # objective "all"
+    if weight.dim() == 2:  # whole recipes: one weight per target token
+        ce = ce.view_as(targets)
+    elif targets.dim() == 2:  # objective "all"
         ce = ce.view_as(targets).mean(1)
         correct = correct.mean(1)
     sums = torch.stack([(ce.detach() * weight).sum(), (correct * weight).sum(), weight.sum()])
@@ -64,26 +68,53 @@ def validation_plan(
     return heldout_plan(shards.load_stream(data, split), window, batch_size, max_windows, world)
 
 
+def recipe_plan(
+    data: str,
+    split: str,
+    batch_size: int,
+    max_len: int,
+    world: World,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+) -> RecipePlan | None:
+    """The whole recipes of a preprocessed split as sequences; None for data of schema 1, which
+    does not record where recipes begin."""
+    stream, starts = shards.load_split(data, split)
+    if starts is None:
+        return None
+    return RecipePlan(
+        stream,
+        starts,
+        max_len=max_len,
+        batch_size=batch_size,
+        rank=world.rank,
+        world=world.size,
+        seed=seed,
+        shuffle=shuffle,
+    )
+
+
 @torch.no_grad()
 def next_word_metrics(
-    model: torch.nn.Module, plan: WindowPlan | None, world: World
+    model: torch.nn.Module, plan: WindowPlan | RecipePlan | None, world: World, prefix: str = "val"
 ) -> dict[str, Any]:
-    """val_loss (nats), val_acc, val_ppl and val_windows over `plan`, summed across ranks."""
-    if plan is None:
-        return {"val_loss": math.nan, "val_acc": math.nan, "val_ppl": math.nan, "val_windows": 0}
+    """{prefix}_loss (nats), _acc, _ppl and _windows (or tokens of whole recipes) over `plan`,
+    summed across ranks: the word after each window, or every word of each recipe given all
+    the words before it in that recipe."""
+    keys = [f"{prefix}_{k}" for k in ("loss", "acc", "ppl", "windows")]
+    if plan is None or plan.n_windows == 0:
+        return dict(zip(keys, (math.nan, math.nan, math.nan, 0), strict=True))
+    last_only = isinstance(plan, WindowPlan) and plan.objective == "last"
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, device=world.device)
     for _, batch in plan.batches(0):
         with autocast(world.device):
-            logits, _ = model(batch.inputs.to(world.device), last_only=True)
+            logits, _ = model(batch.inputs.to(world.device), last_only=last_only)
         sums += window_scores(logits.float(), batch, world.device)[1]
     model.train(was_training)
     loss, correct, count = all_sum(sums, world).tolist()
     loss /= max(count, 1)
-    return {
-        "val_loss": loss,
-        "val_acc": correct / max(count, 1),
-        "val_ppl": math.exp(min(loss, 50.0)),
-        "val_windows": int(count),
-    }
+    values = (loss, correct / max(count, 1), math.exp(min(loss, 50.0)), int(count))
+    return dict(zip(keys, values, strict=True))

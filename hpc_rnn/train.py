@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from hpc_rnn import atomic, checkpoint, config, metrics, shards
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main
-from hpc_rnn.data import Batch, WindowPlan
+from hpc_rnn.data import Batch, RecipePlan, WindowPlan
 from hpc_rnn.distributed import (
     World,
     all_min,
@@ -44,7 +44,7 @@ from hpc_rnn.distributed import (
     slurm_job_id,
     slurm_restart_count,
 )
-from hpc_rnn.loss import next_word_metrics, validation_plan, window_scores
+from hpc_rnn.loss import next_word_metrics, recipe_plan, validation_plan, window_scores
 from hpc_rnn.metrics import MetricsLog, plot_curves
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.runlock import RunLock
@@ -167,8 +167,10 @@ class FiniteWatch:
 class Setup:
     """What a run trains with, built before its first step."""
 
-    plan: WindowPlan  # this rank's training windows
+    plan: WindowPlan | RecipePlan  # this rank's training windows, or whole recipes
     val_plan: WindowPlan | None  # this rank's held-out windows; None without a validation split
+    # With --objective recipe, the held-out recipes too, every word given its recipe so far.
+    val_recipes: RecipePlan | None
     model: RecurrentLM
     net: torch.nn.Module  # `model`, DDP-wrapped when distributed
     optimizer: torch.optim.Optimizer
@@ -232,9 +234,15 @@ class Reporter:
             return
         self.log.write(record)
         where = f"epoch {record['epoch']}" if record["kind"] == "epoch" else "validation at"
+        whole = (
+            f"; whole recipes: loss {record['val_recipe_loss']:.4f} "
+            f"ppl {record['val_recipe_ppl']:.2f}"
+            if "val_recipe_loss" in record
+            else ""
+        )
         self.say(
             f"{where} step {record['step']}: val loss {record['val_loss']:.4f} "
-            f"acc {record['val_acc']:.4f} ppl {record['val_ppl']:.2f}"
+            f"acc {record['val_acc']:.4f} ppl {record['val_ppl']:.2f}{whole}"
         )
         plot_curves(self.run)
 
@@ -351,15 +359,30 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
     manifest = shards.read_manifest(cfg.data)
     # Before anything slow, so that a second start on the same run fails within seconds.
     raise_together(world, lambda: lock.acquire() if world.is_main else None)
-    plan = WindowPlan(
-        shards.load_stream(cfg.data, "train"),
-        window=vocab.window,
-        objective=cfg.objective,
-        batch_size=cfg.batch_size,
-        rank=world.rank,
-        world=world.size,
-        seed=cfg.seed,
-    )
+    plan: WindowPlan | RecipePlan | None
+    val_recipes = None
+    if cfg.objective == "recipe":
+        plan = recipe_plan(
+            cfg.data, "train", cfg.batch_size, cfg.recipe_words, world, shuffle=True, seed=cfg.seed
+        )
+        if plan is None:
+            raise UserError(
+                f"{cfg.data} does not record where its recipes begin (data schema 1), which "
+                f"--objective recipe needs: preprocess the corpus again"
+            )
+        val_recipes = recipe_plan(
+            cfg.data, "val", cfg.batch_size, cfg.recipe_words, world, shuffle=False
+        )
+    else:
+        plan = WindowPlan(
+            shards.load_stream(cfg.data, "train"),
+            window=vocab.window,
+            objective=cfg.objective,
+            batch_size=cfg.batch_size,
+            rank=world.rank,
+            world=world.size,
+            seed=cfg.seed,
+        )
     if plan.n_windows == 0:
         raise UserError(f"{cfg.data} has no training windows: preprocess a longer corpus")
     val_plan = validation_plan(cfg.data, vocab.window, cfg.batch_size, cfg.val_windows, world)
@@ -386,7 +409,12 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
         print(f"config: {config.describe(cfg)}", flush=True)
         print(
             f"data: {manifest['splits']['train']['n_tokens']} training tokens, "
-            f"{plan.n_windows} windows of {vocab.window}, vocabulary {vocab.n_words}; "
+            + (
+                f"{plan.n_windows} recipes (pieces of at most {cfg.recipe_words} words)"
+                if cfg.objective == "recipe"
+                else f"{plan.n_windows} windows of {vocab.window}"
+            )
+            + f", vocabulary {vocab.n_words}; "
             f"model: {model.count_parameters()} parameters; world {world.size} on {world.device}; "
             f"{plan.steps_per_epoch} steps an epoch; "
             + (f"resuming at step {pos.step} (epoch {pos.epoch})" if resumed else "starting fresh"),
@@ -400,7 +428,7 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
                 file=sys.stderr,
                 flush=True,
             )
-    return Setup(plan, val_plan, model, net, optimizer, pos, horizon, vocab.hash)
+    return Setup(plan, val_plan, val_recipes, model, net, optimizer, pos, horizon, vocab.hash)
 
 
 def out_of_steps(cfg: config.TrainConfig, pos: Position) -> bool:
@@ -472,6 +500,8 @@ def validate(
     if s.val_plan is None:
         return None
     metrics = next_word_metrics(s.model, s.val_plan, world)
+    if s.val_recipes is not None:
+        metrics.update(next_word_metrics(s.model, s.val_recipes, world, prefix="val_recipe"))
     record = {"kind": kind, "step": pos.step, "epoch": pos.epoch, "train_s": clock.seconds}
     report.validation({**record, **metrics})
     return metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None

@@ -38,10 +38,10 @@ COMMON = [
 ]
 
 
-def train(data: Path, run: Path, ranks: int, batch: int, steps: int) -> None:
+def train(data: Path, run: Path, ranks: int, batch: int, steps: int, *extra: str) -> None:
     """Train `steps` steps with `ranks` ranks of `batch` windows: one rank in this process, more
     under torchrun, as a user starts them."""
-    flags = [*COMMON, "--batch-size", str(batch), "--max-steps", str(steps)]
+    flags = [*COMMON, "--batch-size", str(batch), "--max-steps", str(steps), *extra]
     if ranks == 1:
         cfg = parse_config(["--data", str(data), "--run", str(run), *flags])
         assert train_loop(cfg, StopFlag("")) == 0
@@ -89,6 +89,15 @@ def test_two_ranks_with_batch_b_equal_one_rank_with_batch_2b(
     assert max_diff(one_rank(10), params(tmp_path / "two")) < 1e-5
     # ...and 10 steps did move the weights far more than that.
     assert max_diff(one_rank(10), one_rank(2)) > 1e-3
+
+
+def test_two_ranks_on_whole_recipes_take_the_step_of_one_with_twice_the_batch(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    # Each rank pads its recipes to its own longest; the loss is the mean over all ranks' tokens.
+    train(demo_data, tmp_path / "one", 1, 8, 6, "--objective", "recipe")
+    train(demo_data, tmp_path / "two", 2, 4, 6, "--objective", "recipe")
+    assert max_diff(params(tmp_path / "one"), params(tmp_path / "two")) < 1e-5
 
 
 @pytest.mark.parametrize(("before", "after"), [(2, 1), (1, 2)])

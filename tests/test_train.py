@@ -153,10 +153,11 @@ def uninterrupted(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 # Objective "all" in batches of 64 (12 steps an epoch, the last one short) over 14 steps, stopped
 # at every kind of boundary: the first step, a periodic checkpoint's (4, 8, 12), a plain one,
-# the epoch's last, the step before the end. "last" (stride 1) once.
+# the epoch's last, the step before the end. "last" (stride 1) and whole recipes once each.
 @pytest.mark.parametrize(
     ("objective", "batch", "steps", "stop_at"),
-    [("all", EPOCH_BATCH, 14, k) for k in (1, 4, 7, 12, 13)] + [("last", "16", 12, 5)],
+    [("all", EPOCH_BATCH, 14, k) for k in (1, 4, 7, 12, 13)]
+    + [("last", "16", 12, 5), ("recipe", "8", 10, 5)],
 )
 def test_stopped_at_any_step_and_resumed_is_bitwise_the_uninterrupted_run(
     demo_data: Path,

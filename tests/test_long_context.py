@@ -1,0 +1,106 @@
+"""The lecture's named failure, controlled: a word late in each recipe that only the recipe's own
+ingredient list, more than 50 words back, can tell. A model trained on 50-word windows cannot
+do better than chance there; one trained on whole recipes (--objective recipe) must copy it.
+
+The corpus is made here, not by the demo generator: each recipe lists GARNISHES of K garnishes
+in its table, then FILLER words that never name one, then serves with them in the same order.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hpc_rnn import checkpoint, config, shards
+from hpc_rnn.model import RecurrentLM
+from hpc_rnn.preprocess import preprocess
+from hpc_rnn.train import StopFlag, parse_config, train
+from hpc_rnn.vocab import load_vocab
+
+K = 4  # garnishes to choose from: chance is 1/K on the first slot
+SLOTS = 2  # garnishes listed (and named again) per recipe
+FILLER = 52  # words between the list and the slots: more than the 50-word window
+RECIPES = 6000  # few epochs: fewer validations between the steps
+STEPS = 2500  # updates of the whole-recipe model: measured, it copies 0.93 of slot 1 at 2,000, all at 2,500
+WORDS = [
+    "stir",
+    "the",
+    "pot",
+    "gently",
+    "then",
+    "simmer",
+    "a",
+    "while",
+    "and",
+    "taste",
+    "it",
+    "once",
+    "more",
+]
+
+
+def garnish_corpus(path: Path, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    garnishes = [f"garnish{i}" for i in range(K)]
+    filler = " ".join(WORDS[i % len(WORDS)] for i in range(FILLER))
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(RECIPES):
+            chosen = " ".join(rng.sample(garnishes, SLOTS))
+            # Only what the copy needs: the export line that starts a recipe, the list, the
+            # filler and the slots (fewer words between them, fewer steps to learn it).
+            f.write(f"* Exported from MasterCook *\nGarnish : {chosen}\n{filler} .\n")
+            f.write(f"Serve with {chosen} .\n")
+
+
+@pytest.fixture(scope="module")
+def garnish_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("garnish")
+    garnish_corpus(root / "corpus.txt")
+    out = root / "data"
+    preprocess(config.PreprocessConfig(corpus=str(root / "corpus.txt"), out=str(out)))
+    return out
+
+
+def slot_accuracy(data: Path, run: Path, window: int | None = None) -> list[float]:
+    """Teacher-forced argmax accuracy on each garnish slot of the held-out recipes, the model
+    reading the whole recipe so far, or (`window`) the last `window` words as it was trained."""
+    vocab = load_vocab(data)
+    state = checkpoint.load(checkpoint.resolve(run))
+    model = RecurrentLM(vocab.n_words, config.ModelConfig(**state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    stream, starts = shards.load_split(data, "val")
+    recipes = np.split(stream.astype(np.int64), starts[1:])
+    with_ = vocab.index["with"]
+    hits = np.zeros(SLOTS)
+    for tokens in recipes:
+        at = int(np.flatnonzero(tokens == with_)[-1])  # "serve with G1 G2 ."
+        for slot in range(SLOTS):
+            seen = tokens[: at + slot + 1][-window:] if window else tokens[: at + slot + 1]
+            with torch.no_grad():
+                logits, _ = model(torch.from_numpy(seen[None]), last_only=True)
+            hits[slot] += int(logits[0].reshape(-1).argmax()) == int(tokens[at + 1 + slot])
+    return list(hits / len(recipes))
+
+
+def train_for(data: Path, run: Path, steps: int, *flags: str) -> None:
+    common = ["--hidden", "32", "--batch-size", "16", "--lr", "0.015", "--schedule", "constant"]
+    common += ["--warmup-steps", "0", "--max-steps", str(steps), "--epochs", "1000"]
+    common += ["--log-every", "100", "--val-windows", "64", "--ckpt-every-steps", str(steps)]
+    cfg = parse_config(["--data", str(data), "--run", str(run), *common, *flags])
+    assert train(cfg, StopFlag("")) == 0
+
+
+def test_whole_recipes_copy_the_list_and_windows_cannot(garnish_data: Path, tmp_path: Path):
+    train_for(garnish_data, tmp_path / "recipe", STEPS, "--objective", "recipe")
+    assert min(slot_accuracy(garnish_data, tmp_path / "recipe")) >= 0.9
+
+    # Fewer steps suffice: no window holds the list, so no amount of training can find it there.
+    train_for(garnish_data, tmp_path / "window", STEPS // 3, "--objective", "all")
+    first = slot_accuracy(garnish_data, tmp_path / "window", window=50)[0]
+    # The list is out of every window's sight: at chance, with room for a held-out sample of ~100.
+    assert first <= 1 / K + 0.15
