@@ -110,6 +110,11 @@ class TrainConfig:
     )
     device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto: this rank's GPU if there is one")
     log_every: int = opt(10, "steps between metric lines")
+    progress_every_s: float = opt(
+        60.0,
+        "without a terminal (a Slurm log), a timestamped progress line with the ETA at the first "
+        "log step after this many seconds (0: at every log step)",
+    )
     val_windows: int = opt(
         8192,
         "held-out windows per validation, evenly spaced (0: all); validation is the next word "
@@ -151,7 +156,7 @@ class TrainConfig:
                 raise UserError(
                     f"{flag(name)} must be a positive number, got {getattr(self, name)}"
                 )
-        for name in ("momentum", "weight_decay", "clip"):
+        for name in ("momentum", "weight_decay", "clip", "progress_every_s"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise UserError(
                     f"{flag(name)} must be 0 or a positive number, got {getattr(self, name)}"

@@ -205,14 +205,22 @@ class Saver:
         self.clock.saved()
 
 
+def _duration(seconds: float) -> str:
+    """H:MM:SS, the way Slurm writes times."""
+    s = int(max(seconds, 0))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 class Reporter:
     """What a run tells its user, from rank 0 only: metrics.jsonl, the curves, the progress bar
     and the log lines. On the other ranks it stays silent."""
 
-    def __init__(self, run: Path, world: World, resume_step: int) -> None:
+    def __init__(self, run: Path, world: World, resume_step: int, progress_s: float) -> None:
         self.run = run
         self.log = MetricsLog(run, resume_step=resume_step) if world.is_main else None
         self.bar = tqdm(disable=True)
+        self.progress_s = progress_s
+        self.last_progress = -math.inf
 
     def start_epoch(self, pos: Position, n_windows: int) -> None:
         self.bar = tqdm(
@@ -228,6 +236,22 @@ class Reporter:
         if self.log is not None:
             self.log.write(record)
             self.bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}")
+
+    def progress(self, record: dict[str, Any], *, epoch_left_s: float, run_left_s: float) -> None:
+        """A timestamped line for logs without a terminal (a Slurm job's %x-%j.out), which
+        show no progress bar: at a log step, once `progress_s` have passed since the last."""
+        if self.log is None or not self.bar.disable:
+            return
+        now = time.monotonic()
+        if now - self.last_progress < self.progress_s:
+            return
+        self.last_progress = now
+        self.say(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} step {record['step']} epoch {record['epoch']}: "
+            f"loss {record['loss']:.4f} acc {record['acc']:.4f}, "
+            f"{record['windows_per_s']:.0f} windows/s, "
+            f"ETA epoch {_duration(epoch_left_s)}, run {_duration(run_left_s)}"
+        )
 
     def validation(self, record: dict[str, Any]) -> None:
         if self.log is None:
@@ -312,7 +336,7 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock)
     s = start(cfg, world, lock)
     pos, clock = s.pos, Clock(s.pos.seconds)
     saver = Saver(cfg, world, s, clock)
-    report = Reporter(Path(cfg.run), world, pos.step)
+    report = Reporter(Path(cfg.run), world, pos.step, cfg.progress_every_s)
     sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log line
     while pos.epoch < cfg.epochs and not out_of_steps(cfg, pos):
         s.net.train()
@@ -328,7 +352,7 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock)
 
             at_log = pos.step % cfg.log_every == 0
             if at_log:
-                log_train(sums, pos, s.optimizer, clock, saver, report, world)
+                log_train(sums, pos, s, clock, saver, report, world)
             stopping, by_time = agree(cfg, world, stop, clock, pos.step, at_log)
             if stopping:
                 saver.save(pos)
@@ -438,7 +462,7 @@ def out_of_steps(cfg: config.TrainConfig, pos: Position) -> bool:
 def log_train(
     sums: torch.Tensor,
     pos: Position,
-    optimizer: torch.optim.Optimizer,
+    s: Setup,
     clock: Clock,
     saver: Saver,
     report: Reporter,
@@ -451,17 +475,23 @@ def log_train(
     if not math.isfinite(loss):
         saver.check_finite(pos.step)  # raises Diverged before a NaN reaches metrics.jsonl
     n = max(windows, 1)
-    report.train(
-        {
-            "kind": "train",
-            "step": pos.step,
-            "epoch": pos.epoch,
-            "loss": loss / n,
-            "acc": correct / n,
-            "lr": optimizer.param_groups[0]["lr"],
-            "windows_per_s": windows / max(clock.take_span(), 1e-9),
-            "train_s": clock.seconds,
-        }
+    record = {
+        "kind": "train",
+        "step": pos.step,
+        "epoch": pos.epoch,
+        "loss": loss / n,
+        "acc": correct / n,
+        "lr": s.optimizer.param_groups[0]["lr"],
+        "windows_per_s": windows / max(clock.take_span(), 1e-9),
+        "train_s": clock.seconds,
+    }
+    report.train(record)
+    # Seconds a step takes, over the whole run so far (training time only): the ETA's rate.
+    step_s = clock.seconds / max(pos.step, 1)
+    report.progress(
+        record,
+        epoch_left_s=step_s * (s.plan.n_windows - pos.window) / s.plan.global_batch,
+        run_left_s=step_s * max(s.horizon - pos.step, 0),
     )
     clock.resume()
 

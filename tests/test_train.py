@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -448,3 +449,16 @@ def test_each_start_keeps_its_settings_and_config_json_is_the_latest(
     starts = [json.loads(line) for line in (run / STARTS_FILE).read_text().splitlines()]
     assert [(s["step"], s["config"]["lr"]) for s in starts] == [(0, 0.004), (3, 0.002)]
     assert json.loads((run / "config.json").read_text()) == starts[-1]["config"]
+
+
+def test_without_a_terminal_a_timestamped_progress_line_gives_the_eta(
+    demo_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d step (\d+) epoch 0: loss [\d.]+ acc [\d.]+, \d+ windows/s, ETA epoch \d+:\d\d:\d\d, run \d+:\d\d:\d\d$"
+    flags = ("--log-every", "2", "--max-steps", "6")
+    assert train_here(demo_data, tmp_path / "every", *flags, "--progress-every-s", "0") == 0
+    steps = [int(m.group(1)) for m in re.finditer(line, capsys.readouterr().out, re.M)]
+    assert steps == [2, 4, 6]
+    # At most one a minute by default: a fast run's log is not flooded.
+    assert train_here(demo_data, tmp_path / "default", *flags) == 0
+    assert [int(m.group(1)) for m in re.finditer(line, capsys.readouterr().out, re.M)] == [2]
