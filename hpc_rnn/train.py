@@ -77,11 +77,21 @@ class StopFlag:
 
     def __init__(self, names: str) -> None:
         self.raised: str | None = None
+        self.signals: list[signal.Signals] = []
         for name in filter(None, (n.strip().upper() for n in names.split(","))):
             sig = getattr(signal, name if name.startswith("SIG") else "SIG" + name, None)
             if not isinstance(sig, signal.Signals):
                 raise UserError(f"--stop-signals: unknown signal {name!r} (e.g. USR1,USR2,TERM)")
             signal.signal(sig, self._handle)
+            self.signals.append(sig)
+
+    def ignore_further(self) -> None:
+        """Once the stop checkpoint is written: a repeated signal must not end the exit with a
+        signal's status instead of 75 (Python restores default handlers while it shuts down,
+        but leaves ignored signals ignored)."""
+        for sig in self.signals:
+            if sig != signal.SIGINT:
+                signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and self.raised is not None:
@@ -685,6 +695,7 @@ def stopped(
     cfg: config.TrainConfig, world: World, stop: StopFlag, pos: Position, report: Reporter
 ) -> int:
     """After the stop checkpoint: requeue under Slurm (rank 0), then every rank exits."""
+    stop.ignore_further()
     report.close()
     if world.is_main:
         print(

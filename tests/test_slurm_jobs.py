@@ -22,7 +22,7 @@ import pytest
 import torch
 from conftest import ROOT, check_cmd, clean_env, run_cmd, sacct_state, train_command, wait_until
 
-from hpc_rnn import checkpoint
+from hpc_rnn import checkpoint, runlock
 
 pytestmark = pytest.mark.slurm
 
@@ -301,6 +301,9 @@ def test_scancel_checkpoints_and_stops_without_requeueing(
     wait_until(lambda: len(train_steps(run)) >= 3, 120, "training to take 3 steps")
     check_cmd("scancel", job)  # TERM to every rank, KILL KillWait (5 s) later
     assert wait_done(job) == "CANCELLED"
+    # Slurm says CANCELLED at once; the ranks then have KillWait (5 s) to write their stop
+    # checkpoint. Rank 0 releases the run's lock last, on its way out.
+    wait_until(lambda: not (run / runlock.LOCK_FILE).exists(), 60, "rank 0 to stop and exit")
     assert "Restarts=0" in check_cmd("scontrol", "show", "job", job)
     # The ranks' own "stopped by SIGTERM" line may never reach the log: srun, which relays it,
     # is signalled too and stops relaying. What they leave on disk says it: the checkpoint of
