@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import finish, run_in_repo, start_ranks, train_command, wait_until
+from conftest import clean_env, finish, run_in_repo, start_ranks, train_command, wait_until
 
 from hpc_rnn import checkpoint
 from hpc_rnn.distributed import first_host, process_layout
@@ -205,3 +205,27 @@ def test_layout_from_slurm_and_torchrun(monkeypatch: pytest.MonkeyPatch) -> None
 )
 def test_first_host_of_a_slurm_node_list(nodelist: str, first: str) -> None:
     assert first_host(nodelist) == first
+
+
+def test_gpus_in_the_allocation_but_no_cuda_is_one_error_not_a_cpu_run(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine's torch sees CUDA: the mismatch cannot happen here")
+    # What srun sets on a node of a --gpus-per-node=2 job; this machine's torch has no CUDA.
+    env = clean_env(SLURM_JOB_ID="77", SLURM_GPUS_ON_NODE="2", SLURM_JOB_GPUS="0,1")
+    run = tmp_path / "run"
+    done = run_in_repo(
+        train_command(demo_data, run, *COMMON, "--max-steps", "2"), timeout=120, env=env
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "2 GPU(s)" in errors[0] and "--device cpu" in errors[0]
+    assert not (run / "checkpoints").exists()
+    # The way out it names works in the same allocation.
+    cpu = run_in_repo(
+        train_command(demo_data, run, *COMMON, "--max-steps", "2", "--device", "cpu"),
+        timeout=120,
+        env=env,
+    )
+    assert cpu.returncode == 0, cpu.stderr[-2000:]
