@@ -94,7 +94,7 @@ def read_best(run_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
-def complete(run_dir: str | os.PathLike) -> list[Path]:
+def marked_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """Step directories that carry the completion marker, newest first (not yet verified)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
@@ -132,7 +132,7 @@ def prune(run_dir: str | os.PathLike, keep_last: int, *, written: Path | None = 
         keep.add(step_dir(run_dir, int(best["step"])).name)
     good = 0
     removed = []
-    for path in complete(run_dir):
+    for path in marked_checkpoints(run_dir):
         if verify(path) is not None:
             continue
         good += 1
@@ -190,7 +190,7 @@ def load_latest(
     warn: Callable[[str], None] = lambda m: warnings.warn(m, stacklevel=2),
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint that loads; broken ones are skipped with a warning."""
-    for path in complete(run_dir):
+    for path in marked_checkpoints(run_dir):
         try:
             return path, load(path, map_location)
         except CheckpointError as exc:
@@ -219,17 +219,6 @@ def load_given(
             f"({CHECKPOINTS}/{_PREFIX}N)"
         )
     return found
-
-
-def resolve(path: str | os.PathLike) -> Path:
-    """A step directory as given, or the newest complete one of a run directory."""
-    path = Path(path)
-    if (path / MARKER).is_file() or (path / STATE_FILE).is_file():
-        return path
-    found = complete(path)
-    if not found:
-        raise CheckpointError(f"no complete checkpoint in {path}: give a run or step directory")
-    return found[0]
 
 
 def rng_state() -> dict[str, Any]:

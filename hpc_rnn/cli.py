@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from hpc_rnn.heap import keep_freed_memory
 
@@ -15,6 +16,15 @@ class UserError(Exception):
 
 
 EXIT_USER_ERROR = 2
+# Local time to the second: what a line in a job's log took place at, beside the other jobs' logs.
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def say(line: str, file: TextIO | None = None) -> None:
+    """Print a line of a command's long work (progress, notes, warnings) after the time it is
+    printed, flushed at once for a log that is being followed. `error:` lines never go through
+    here: they stay exactly `error: ...`, to be grepped."""
+    print(f"{time.strftime(STAMP_FORMAT)} {line}", file=file or sys.stdout, flush=True)
 
 
 class Parser(argparse.ArgumentParser):

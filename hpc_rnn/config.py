@@ -115,6 +115,11 @@ class TrainConfig:
         "without a terminal (a Slurm log), a timestamped progress line with the ETA at the first "
         "log step after this many seconds (0: at every log step)",
     )
+    tensorboard: bool = opt(
+        False,
+        "also write the metrics for TensorBoard to RUN/tensorboard (needs pip install -e "
+        ".[tensorboard]); view them with: tensorboard --logdir RUN/tensorboard",
+    )
     val_windows: int = opt(
         8192,
         "held-out windows per validation, evenly spaced (0: all); validation is the next word "
@@ -268,6 +273,45 @@ def from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
     return cls(**values)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a model writes: the settings generate.generate and generate.complete take, checked
+    once, when made."""
+
+    context: Literal["carry", "window"] = opt(
+        "carry",
+        "carry: the state runs through the recipe, one word a step; window: the lecture's, "
+        "each word from the last 50",
+    )
+    temperature: float = opt(0.8, "sampling temperature; 0 always takes the most likely word")
+    top_k: int = opt(0, "sample among the k most likely words only (0: all)")
+    top_p: float = opt(1.0, "sample among the most likely words that make up this probability")
+    max_words: int = opt(600, "words written after the seed, at most, per recipe")
+    batch: int = opt(32, "recipes generated at once")
+    seed: int = opt(0, "sampling seed")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise UserError(f"--temperature must be 0 (argmax) or positive, got {self.temperature}")
+        if self.top_k < 0:
+            raise UserError(
+                f"--top-k must be 0 (off) or a positive number of words, got {self.top_k}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
+        for name in ("max_words", "batch"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
+
+
+def same_as(cls: type, name: str) -> Any:
+    """A field with the default and help text of `cls`'s field `name`: a setting that two
+    configs share is explained in one place."""
+    shared = next(f for f in fields(cls) if f.name == name)
+    return opt(shared.default, shared.metadata["help"])
+
+
 @dataclass
 class GenerateConfig:
     checkpoint: str = opt(
@@ -278,18 +322,15 @@ class GenerateConfig:
         "", "a preprocessed data directory to read vocab.json from (default: the run's data)"
     )
     n: int = opt(20, "recipes to write")
-    context: Literal["carry", "window"] = opt(
-        "carry",
-        "carry: the state runs through the recipe, one word a step; window: the lecture's, "
-        "each word from the last 50",
-    )
-    temperature: float = opt(0.8, "sampling temperature; 0 always takes the most likely word")
-    top_k: int = opt(0, "sample among the k most likely words only (0: all)")
-    top_p: float = opt(1.0, "sample among the most likely words that make up this probability")
+    # The sampling settings stand among the others in the order --help has always listed them.
+    context: Literal["carry", "window"] = same_as(Sampling, "context")
+    temperature: float = same_as(Sampling, "temperature")
+    top_k: int = same_as(Sampling, "top_k")
+    top_p: float = same_as(Sampling, "top_p")
     prompt: str = opt("", "the title to start from (default: a random title word)")
-    max_words: int = opt(600, "words written after the seed, at most, per recipe")
-    batch: int = opt(32, "recipes generated at once")
-    seed: int = opt(0, "sampling seed")
+    max_words: int = same_as(Sampling, "max_words")
+    batch: int = same_as(Sampling, "batch")
+    seed: int = same_as(Sampling, "seed")
     device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto: a GPU if there is one")
     overwrite: bool = opt(False, "replace recipes already in the output directory")
     title: str | None = opt(
@@ -313,6 +354,13 @@ class GenerateConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.n < 1:
+            raise UserError(f"--n must be at least 1, got {self.n}")
+        self.sampling()  # checks the sampling settings now, before any checkpoint is read
+
+    def sampling(self) -> Sampling:
+        """The flags that say how the model writes, as generate.generate and complete take them."""
+        return Sampling(**{f.name: getattr(self, f.name) for f in fields(Sampling)})
 
 
 @dataclass

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,34 +150,185 @@ def rendezvous_file(directory: str | os.PathLike) -> Path:
     return Path(directory) / f".rendezvous-{job}.{slurm_restart_count()}.{step}"
 
 
-def shared_store(
-    directory: str | os.PathLike, addr: str, rank: int, size: int, timeout_s: float
-) -> dist.Store:
-    """The c10d store of a Slurm step, on a port rank 0 gets from the kernel (port 0: free, so
-    no other job on the node can hold it), published to the others through `directory`, which
-    every node sees (the run directory)."""
-    path = rendezvous_file(directory)
-    timeout = timedelta(seconds=timeout_s)
-    if rank == 0:
-        store = dist.TCPStore(
-            addr, 0, size, is_master=True, timeout=timeout, wait_for_workers=False
+def failure_note(directory: str | os.PathLike, port: int) -> Path:
+    """Where rank 0 of torchrun's layout tells the others that it could not listen on `port`.
+    That layout names no job, so the note is per port and carries the time it was written."""
+    return Path(directory) / f".rendezvous-failed-{port}"
+
+
+# How often a rank waiting for rank 0 looks at what rank 0 published, in seconds.
+POLL_S = 0.1
+# A failure note counts for a rank started at most this long after it was written: the ranks
+# of one launch start within a second or two of each other (by clocks that NTP keeps within
+# milliseconds), and rank 0 fails only after importing torch; an older note is a past launch's.
+NOTE_SLACK_S = 5.0
+
+
+def publish(path: Path, text: str) -> None:
+    """Write one line to `path` for the other ranks, which never read half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(path)
+
+
+def process_started() -> float:
+    """When this process started, in seconds since the epoch (Linux's /proc)."""
+    ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
+    boot = next(
+        line.split()[1]
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return float(boot) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def read_failure(note: Path, since: float) -> str | None:
+    """Rank 0's reason in `note` if it was written after `since` (less NOTE_SLACK_S), else None."""
+    try:
+        written, _, reason = note.read_text().strip().partition(" ")
+        return reason if float(written) >= since - NOTE_SLACK_S else None
+    except (OSError, ValueError):  # no note, or one being replaced
+        return None
+
+
+def first_line(exc: BaseException) -> str:
+    """The start of an exception's message, short enough for an error line."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """Where the ranks meet (port 0: one rank 0 gets from the kernel), and the error each rank
+    ends with when they cannot: one line on every rank, naming the variable that sets the port."""
+
+    rank: int
+    size: int
+    addr: str
+    port: int
+    timeout_s: float
+    port_variable: str
+
+    @property
+    def timeout(self) -> timedelta:
+        return timedelta(seconds=self.timeout_s)
+
+    def could_not_join(self, why: str) -> UserError:
+        where = f"{self.addr}:{self.port}" if self.port else self.addr
+        return UserError(f"rank {self.rank} could not join the process group at {where}{why}")
+
+    def failed(self, exc: BaseException) -> UserError:
+        return self.could_not_join(
+            f" ({first_line(exc)}): if the port is busy, set {self.port_variable} to a free "
+            "one; check that every rank started"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(f"{addr}:{store.port}\n")
-        tmp.replace(path)  # the others never read half a line
+
+    def master_failed(self, reason: str) -> UserError:
+        return self.could_not_join(
+            f": rank 0 could not listen there ({reason}): if the port is busy, set "
+            f"{self.port_variable} to a free one"
+        )
+
+    def no_answer(self) -> UserError:
+        return self.could_not_join(
+            f": no answer from rank 0 within {self.timeout_s:.0f} s (--dist-timeout-s): if "
+            f"another program holds the port, set {self.port_variable} to a free one; check "
+            "that rank 0 started"
+        )
+
+
+def shared_store(directory: str | os.PathLike, meeting: Meeting) -> dist.Store:
+    """The c10d store of a Slurm step, on a port rank 0 gets from the kernel (port 0: free, so
+    no other job on the node can hold it) unless HPC_RNN_MASTER_PORT names one, published to
+    the others through `directory`, which every node sees (the run directory). When rank 0
+    cannot listen, it publishes why instead, and every rank ends with its own error line."""
+    path = rendezvous_file(directory)
+    if meeting.rank == 0:
+        try:
+            store = dist.TCPStore(
+                meeting.addr,
+                meeting.port,
+                meeting.size,
+                is_master=True,
+                timeout=meeting.timeout,
+                wait_for_workers=False,
+            )
+        except dist.DistError as exc:
+            publish(path, f"failed {first_line(exc)}")
+            raise
+        publish(path, f"{meeting.addr}:{store.port}")
         return store
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + meeting.timeout_s
     while not path.exists():
         if time.monotonic() > deadline:
             raise UserError(
-                f"rank {rank}: rank 0 did not publish its rendezvous address in {path} within "
-                f"{timeout_s:.0f} s (--dist-timeout-s): did it start, and do all nodes see "
-                f"{directory}?"
+                f"rank {meeting.rank}: rank 0 did not publish its rendezvous address in {path} "
+                f"within {meeting.timeout_s:.0f} s (--dist-timeout-s): did it start, and do all "
+                f"nodes see {directory}?"
             )
-        time.sleep(0.1)
-    host, _, port = path.read_text().strip().rpartition(":")
-    return dist.TCPStore(host, int(port), size, is_master=False, timeout=timeout)
+        time.sleep(POLL_S)
+    published = path.read_text().strip()
+    if published.startswith("failed "):
+        raise meeting.master_failed(published.removeprefix("failed "))
+    host, _, port = published.rpartition(":")
+    return dist.TCPStore(host, int(port), meeting.size, is_master=False, timeout=meeting.timeout)
+
+
+def tcp_store(meeting: Meeting, directory: str | os.PathLike | None) -> dist.Store:
+    """The c10d store at MASTER_ADDR:MASTER_PORT, as init_process_group's tcp:// makes it (rank
+    0 listens, unless torchrun's agent already does). With a `directory` every rank sees, rank
+    0 leaves a note there when it cannot listen, so that the others end with their own line."""
+    url = f"tcp://{meeting.addr}:{meeting.port}"
+
+    def connect() -> dist.Store:
+        store = next(dist.rendezvous(url, meeting.rank, meeting.size, timeout=meeting.timeout))[0]
+        # The prefix tcp:// adds: torchrun's agent keeps keys of its own in the same store.
+        return dist.PrefixStore("default_pg", store)
+
+    note = failure_note(directory, meeting.port) if directory is not None else None
+    if meeting.rank != 0:
+        started = process_started()
+        return watched(connect, meeting, lambda: read_failure(note, started) if note else None)
+    try:
+        store = connect()
+    except dist.DistError as exc:
+        if note:
+            publish(note, f"{time.time():.3f} {first_line(exc)}")
+        raise
+    if note:
+        note.unlink(missing_ok=True)  # a past launch's, which would only mislead
+    return store
+
+
+def watched(
+    connect: Callable[[], dist.Store], meeting: Meeting, failure: Callable[[], str | None]
+) -> dist.Store:
+    """`connect()`, run aside while this rank watches for rank 0's `failure`. A client that
+    reached another program's listener waits for an answer for ever (torch's timeout does not
+    cover it): rank 0's failure, or the timeout, ends the wait with an error line instead."""
+    outcome: list[dist.Store | BaseException] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(connect())
+        except BaseException as exc:  # raised again in this rank's own thread
+            outcome.append(exc)
+
+    # A daemon: one stuck for ever does not keep the process from exiting with the error.
+    thread = threading.Thread(target=attempt, name="rendezvous", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + meeting.timeout_s
+    while thread.is_alive():
+        reason = failure()
+        if reason is not None:
+            raise meeting.master_failed(reason)
+        if time.monotonic() > deadline:
+            raise meeting.no_answer()
+        thread.join(POLL_S)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def init_world(
@@ -188,8 +340,10 @@ def init_world(
 
     The timeout bounds how long ranks wait for a peer that died, so a crash ends the job with
     an error instead of holding the allocation until its time limit. In a Slurm step, given a
-    `rendezvous_dir` that every node sees, rank 0 listens on a free port and publishes it
-    there (shared_store); without one the port is derived from the job (process_layout).
+    `rendezvous_dir` that every node sees, rank 0 listens on a free port (or
+    HPC_RNN_MASTER_PORT) and publishes it there (shared_store); without one the port is derived
+    from the job (process_layout). A rank 0 that cannot listen says so in `rendezvous_dir`, so
+    that every rank ends within seconds with its own error line (exit 2).
     Every rank of a distributed run prints one line: its node, rank, local rank, device, the
     CPU cores it may use and its threads.
     """
@@ -200,41 +354,48 @@ def init_world(
         check_tasks_fit_gpus()
         torch.cuda.set_device(dev)
     if size > 1 and not dist.is_initialized():
-        addr = master_address(addr)
-        in_step = "RANK" not in os.environ and "SLURM_PROCID" in os.environ
-        backend = "nccl" if use_cuda else "gloo"
-        try:
-            if in_step and rendezvous_dir is not None:
-                store = shared_store(rendezvous_dir, addr, rank, size, timeout_s)
-                dist.init_process_group(
-                    backend,
-                    store=store,
-                    rank=rank,
-                    world_size=size,
-                    timeout=timedelta(seconds=timeout_s),
-                )
-                dist.barrier()  # every rank has read the file
-                if rank == 0:
-                    rendezvous_file(rendezvous_dir).unlink(missing_ok=True)
-            else:
-                dist.init_process_group(
-                    backend=backend,
-                    init_method=f"tcp://{addr}:{port}",
-                    rank=rank,
-                    world_size=size,
-                    timeout=timedelta(seconds=timeout_s),
-                )
-        except dist.DistError as exc:  # a busy port, a wrong address, a rank that never came
-            first = (
-                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            )
-            variable = "HPC_RNN_MASTER_PORT" if in_step else "MASTER_PORT"
-            raise UserError(
-                f"rank {rank} could not join the process group at {addr}:{port} ({first}): if "
-                f"the port is busy, set {variable} to a free one; check that every rank started"
-            ) from None
+        join_group(
+            "nccl" if use_cuda else "gloo", rank, size, addr, port, timeout_s, rendezvous_dir
+        )
         print(rank_line(rank, size, local_rank, dev), flush=True)
     return World(rank, size, local_rank, dev)
+
+
+def join_group(
+    backend: str,
+    rank: int,
+    size: int,
+    addr: str,
+    port: int,
+    timeout_s: float,
+    rendezvous_dir: str | os.PathLike | None,
+) -> None:
+    """init_process_group on the store of shared_store (a Slurm step with a shared directory)
+    or tcp_store; any failure to meet is one UserError on every rank."""
+    in_step = "RANK" not in os.environ and "SLURM_PROCID" in os.environ
+    shared = in_step and rendezvous_dir is not None
+    meeting = Meeting(
+        rank,
+        size,
+        master_address(addr),
+        (_env_int("HPC_RNN_MASTER_PORT") or 0) if shared else port,
+        timeout_s,
+        "HPC_RNN_MASTER_PORT" if in_step else "MASTER_PORT",
+    )
+    try:
+        if shared:
+            store = shared_store(rendezvous_dir, meeting)
+        else:
+            store = tcp_store(meeting, rendezvous_dir)
+        dist.init_process_group(
+            backend, store=store, rank=rank, world_size=size, timeout=meeting.timeout
+        )
+        if shared:
+            dist.barrier()  # every rank has read the file
+            if rank == 0:
+                rendezvous_file(rendezvous_dir).unlink(missing_ok=True)
+    except dist.DistError as exc:  # a busy port, a wrong address, a rank that never came
+        raise meeting.failed(exc) from None
 
 
 def rank_line(rank: int, size: int, local_rank: int, dev: torch.device) -> str:
@@ -258,16 +419,29 @@ def slurm_gpus_on_node() -> int:
     return len([g for g in listed.split(",") if g])
 
 
-def check_tasks_fit_gpus() -> None:
-    """One task per GPU: more tasks on a node than GPUs visible would share GPUs silently."""
-    counts = tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", ""))
-    node = _env_int("SLURM_NODEID") or 0
+def tasks_fit_gpus(spec: str, node: int, gpus: int) -> str | None:
+    """Why the tasks that SLURM_STEP_TASKS_PER_NODE `spec` puts on node `node` of the step
+    cannot have a GPU each of the `gpus` visible there, or None when they can: more tasks than
+    GPUs would share GPUs silently."""
+    counts = tasks_per_node(spec)
     here = counts[node] if node < len(counts) else 0
-    if here > torch.cuda.device_count():
-        raise UserError(
-            f"{here} tasks on this node but {torch.cuda.device_count()} GPU(s) visible: "
-            "run one task per GPU (--ntasks-per-node equal to --gpus-per-node)"
-        )
+    if here <= gpus:
+        return None
+    return (
+        f"{here} tasks on this node but {gpus} GPU(s) visible: run one task per GPU "
+        "(--ntasks-per-node equal to --gpus-per-node)"
+    )
+
+
+def check_tasks_fit_gpus() -> None:
+    """tasks_fit_gpus for this process's node of the Slurm step and the GPUs torch sees."""
+    problem = tasks_fit_gpus(
+        os.environ.get("SLURM_STEP_TASKS_PER_NODE", ""),
+        _env_int("SLURM_NODEID") or 0,
+        torch.cuda.device_count(),
+    )
+    if problem:
+        raise UserError(problem)
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:

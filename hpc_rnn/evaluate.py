@@ -1,15 +1,21 @@
-"""Command: the held-out next-word loss, accuracy and perplexity of a checkpoint (the lecture's
-task: the word after a full window, computed by `hpc_rnn.loss` as in training's validation), and
-the structure and ingredient-consistency scores of generated recipes next to those of the real
-corpus.
+"""Command: held-out next-word scores of a checkpoint, two ways: every word given everything
+before it in its recipe (`recipe_*`, the headline, as generation reads a recipe), and the
+lecture's word after a full window (`val_*`, computed by `hpc_rnn.loss` as in training's
+validation); then the structure and ingredient-consistency scores of generated recipes next to
+those of the real corpus.
 
     python -m hpc_rnn.evaluate --checkpoint RUN [--corpus OTHER.txt] [--recipes DIR] [--generate 50]
+
+`--corpus` reads another collection with the model's vocabulary and reports the share of its
+words that the vocabulary lacks (`unknown_share`).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,47 +23,99 @@ import numpy as np
 
 from hpc_rnn import atomic, checkpoint, config, generate, given, quality, shards, text
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main
-from hpc_rnn.config import EvaluateConfig
-from hpc_rnn.data import WindowPlan
+from hpc_rnn.config import EvaluateConfig, TrainConfig
+from hpc_rnn.data import RecipePlan
 from hpc_rnn.distributed import World, pick_device
-from hpc_rnn.loss import heldout_plan, next_word_metrics, validation_plan
+from hpc_rnn.loss import heldout_plan, next_word_metrics
+from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import Vocab
 
 
-def corpus_plan(
-    corpus: str, vocab: Vocab, batch_size: int, max_windows: int, world: World
-) -> WindowPlan:
-    """Every recipe of another corpus, encoded with the model's vocabulary, as held-out windows."""
+@dataclass(frozen=True)
+class CorpusStream:
+    """Another corpus read with the model's vocabulary: its token stream, where each recipe
+    begins in it, and how many of its words the vocabulary lacks."""
+
+    stream: np.ndarray
+    starts: np.ndarray
+    words: int  # every word of the corpus, known or not
+    unknown: int  # words the vocabulary lacks: <unk> where it has one, else left out
+
+    @property
+    def unknown_share(self) -> float:
+        return self.unknown / max(self.words, 1)
+
+
+def read_corpus(corpus: str, vocab: Vocab) -> CorpusStream:
+    """Every recipe of `corpus` (MasterCook or Meal-Master), encoded as training encodes."""
+    if not Path(corpus).is_file():
+        raise UserError(f"--corpus {corpus} is not a file: give a recipe text file")
     encoding = text.sniff_encoding(corpus).name
-    ids = [
-        i
-        for recipe in text.iter_recipes(corpus, encoding)
-        for i in vocab.encode(text.tokenize(recipe))
-    ]
-    plan = heldout_plan(
-        np.asarray(ids, dtype=np.int64), vocab.window, batch_size, max_windows, world
-    )
-    if plan is None:
+    ids: list[int] = []
+    starts: list[int] = []
+    words = unknown = 0
+    for recipe in text.iter_recipes(corpus, encoding):
+        tokens = text.tokenize(recipe)
+        words += len(tokens)
+        unknown += sum(t not in vocab.index for t in tokens)
+        starts.append(len(ids))
+        ids += vocab.encode(tokens)
+    if len(ids) <= vocab.window:
         raise UserError(f"{corpus} holds fewer than {vocab.window + 1} words of this vocabulary")
-    return plan
+    return CorpusStream(np.asarray(ids, np.int64), np.asarray(starts, np.int64), words, unknown)
+
+
+def heldout_scores(
+    model: RecurrentLM,
+    stream: np.ndarray,
+    starts: np.ndarray | None,
+    *,
+    window: int,
+    cfg: EvaluateConfig,
+    recipe_words: int,
+    world: World,
+) -> dict[str, Any]:
+    """Next-word metrics two ways: the lecture's word after a full window (`val_*`), and every
+    word given everything before it in its recipe (`recipe_*`, the headline: generation carries
+    the state through the whole recipe). Data of schema 1 records no recipe starts, so only
+    the first."""
+    windows = heldout_plan(stream, window, cfg.batch_size, cfg.windows, world)
+    scores = next_word_metrics(model, windows, world)
+    if starts is not None:
+        recipes = RecipePlan(
+            stream, starts, max_len=recipe_words, batch_size=cfg.batch_size, shuffle=False
+        )
+        scores |= next_word_metrics(model, recipes, world, prefix="recipe")
+    return scores
 
 
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Held-out next-word metrics of a checkpoint, and the recipe scores of generated text."""
     device = pick_device(cfg.device)
     model, vocab, step_dir = generate.load_model(cfg.checkpoint, cfg.data, device)
-    data = cfg.data or checkpoint.load(step_dir, "cpu")["config"]["data"]
+    trained = checkpoint.load(step_dir, "cpu")["config"]
+    data = cfg.data or trained["data"]
     world = World(0, 1, 0, device)
     report: dict[str, Any] = {"checkpoint": str(step_dir)}
+    score = partial(
+        heldout_scores,
+        model,
+        window=vocab.window,
+        cfg=cfg,
+        recipe_words=trained.get("recipe_words", TrainConfig.recipe_words),
+        world=world,
+    )
     if cfg.corpus:
-        plan = corpus_plan(cfg.corpus, vocab, cfg.batch_size, cfg.windows, world)
-        report["heldout"] = {"source": cfg.corpus, **next_word_metrics(model, plan, world)}
-    else:
-        plan = validation_plan(data, vocab.window, cfg.batch_size, cfg.windows, world, cfg.split)
+        read = read_corpus(cfg.corpus, vocab)
         report["heldout"] = {
-            "source": f"{data} ({cfg.split})",
-            **next_word_metrics(model, plan, world),
+            "source": cfg.corpus,
+            "unknown_share": read.unknown_share,
+            "unknown_as": "<unk>" if vocab.unk else "left out (the vocabulary has no <unk>)",
+            **score(read.stream, read.starts),
         }
+    else:
+        stream, starts = shards.load_split(data, cfg.split)
+        report["heldout"] = {"source": f"{data} ({cfg.split})", **score(stream, starts)}
 
     reference = cfg.reference or shards.read_manifest(data).get("corpus", "")
     if cfg.recipes or cfg.generate:
@@ -76,9 +134,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             }
         for context in cfg.contexts.split(",") if cfg.generate else ():
             started = time.perf_counter()
-            words = generate.generate(
-                model, vocab, n=cfg.generate, context=context, seed=cfg.seed, device=device
-            )
+            sampling = config.Sampling(context=context, seed=cfg.seed)
+            words = generate.generate(model, vocab, sampling, n=cfg.generate)
             seconds = time.perf_counter() - started
             texts = [generate.recipe_text(w) for w in words]
             report[f"generated_{context}"] = {
@@ -93,10 +150,10 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         scores = given.score(
             cfg.checkpoint,
             cfg.given,
+            config.Sampling(seed=cfg.seed),
             data=cfg.data,
             reference=cfg.reference,
             limit=cfg.given_limit,
-            seed=cfg.seed,
             device=cfg.device,
         )
         # One report line per kind of directions: real (ceiling), another recipe's (floor),

@@ -41,13 +41,12 @@ import torch
 
 from hpc_rnn import atomic, checkpoint, config, layout, prompt, text
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main
-from hpc_rnn.config import GenerateConfig, ModelConfig
+from hpc_rnn.config import GenerateConfig, ModelConfig, Sampling
 from hpc_rnn.distributed import pick_device
 from hpc_rnn.model import RecurrentLM, State
 from hpc_rnn.vocab import Vocab, load_vocab
 
-CONTEXTS = ("carry", "window")
-LAYOUTS = ("archive", "tokens")
+CONTEXTS = config.choices(Sampling, "context")
 MANIFEST_FILE = "manifest.jsonl"
 _HEADER = tuple(text.tokenize("* Exported from MasterCook *"))
 _RECIPE_FILES = "recipe-*.txt"
@@ -56,41 +55,19 @@ _RECIPE_FILES = "recipe-*.txt"
 def generate(
     model: RecurrentLM,
     vocab: Vocab,
+    sampling: Sampling,
     *,
     n: int,
-    context: str = "carry",
-    temperature: float = 0.8,
-    top_k: int = 0,
-    top_p: float = 1.0,
     prompt: str = "",
     unknown: str = "error",
-    max_words: int = 600,
-    batch: int = 32,
-    seed: int = 0,
-    device: str | torch.device | None = None,
 ) -> list[list[str]]:
-    """`n` recipes as word lists, each its seed followed by at most `max_words` generated words.
+    """`n` recipes as word lists, each its seed followed by at most `sampling.max_words` words.
 
-    The model is moved to `device` (default: where it is) and put in eval mode. The same
-    arguments on the same kind of device give the same recipes. Words of `prompt` that the
-    vocabulary lacks are handled as `unknown` says (`prompt.known_words`).
+    They are written on the model's device, in eval mode; the same arguments on the same kind
+    of device give the same recipes. Words of `prompt` that the vocabulary lacks are handled as
+    `unknown` says (`prompt.known_words`).
     """
-    written = _generate(
-        model,
-        vocab,
-        n=n,
-        context=context,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        prompt_text=prompt,
-        unknown=unknown,
-        max_words=max_words,
-        batch=batch,
-        seed=seed,
-        device=device,
-    )
-    return [w.words for w in written]
+    return [w.words for w in _generate(model, vocab, sampling, n, prompt, unknown)]
 
 
 @dataclass(frozen=True)
@@ -103,53 +80,12 @@ class Written:
 
 
 def complete(
-    model: RecurrentLM,
-    vocab: Vocab,
-    prompts: list[list[str]],
-    *,
-    context: str = "carry",
-    temperature: float = 0.8,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    max_words: int = 600,
-    batch: int = 32,
-    seed: int = 0,
-    device: str | torch.device | None = None,
+    model: RecurrentLM, vocab: Vocab, prompts: list[list[str]], sampling: Sampling
 ) -> list[Written]:
-    """One recipe per prompt: its words (all in the vocabulary) and at most `max_words` more.
-
-    Prompts may differ in length. In `carry` mode each is read on its own and the states are
-    batched; in `window` mode prompts whose windows have the same length share a batch.
-    """
-    _check_settings(context, temperature, top_k, top_p, max(1, len(prompts)), max_words, batch)
-    device = torch.device(device) if device is not None else model.output.weight.device
-    model.to(device).eval()
-    generator = torch.Generator(device=device).manual_seed(seed)
+    """One recipe per prompt: its words (all in the vocabulary) and at most
+    `sampling.max_words` more, written on the model's device, in eval mode."""
     ids = [[vocab.index[w] for w in p] for p in prompts]
-
-    def key(i: int) -> int:
-        # Window mode batches prompts whose windows are one length; carry mode any.
-        return 0 if context == "carry" else min(len(ids[i]), vocab.window)
-
-    done: dict[int, Written] = {}
-    with torch.inference_mode():
-        for _, group in itertools.groupby(sorted(range(len(ids)), key=key), key=key):
-            rows = list(group)
-            for start in range(0, len(rows), batch):
-                part = rows[start : start + batch]
-                written = _generate_batch(
-                    model,
-                    vocab,
-                    [ids[i] for i in part],
-                    context=context,
-                    temperature=temperature,
-                    top_k=top_k,
-                    top_p=top_p,
-                    max_words=max_words,
-                    generator=generator,
-                )
-                done.update(zip(part, written, strict=True))
-    return [done[i] for i in range(len(ids))]
+    return _from_seeds(model, vocab, ids, sampling, _generator(model, sampling.seed))
 
 
 def sample_next(
@@ -229,37 +165,19 @@ def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[Recurre
 
 def run(cfg: GenerateConfig) -> str:
     """Generate and write the recipes of `cfg`; returns the summary line."""
-    # Mistakes in flags and in the recipes asked for are reported before the checkpoint is
-    # read, which can take a while.
-    _check_settings(
-        cfg.context, cfg.temperature, cfg.top_k, cfg.top_p, cfg.n, cfg.max_words, cfg.batch
-    )
-    if cfg.layout not in LAYOUTS:
-        raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}, got {cfg.layout!r}")
+    # Mistakes in the recipes asked for are reported before the checkpoint is read, which can
+    # take a while (GenerateConfig has checked the flags).
     asked = _asked(cfg)
     out = Path(cfg.out)
     _check_out(out, cfg.overwrite)
     device = pick_device(cfg.device)
     model, vocab, step_dir = load_model(cfg.checkpoint, cfg.vocab, device)
     started = time.perf_counter()
-    settings = dict(
-        context=cfg.context,
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        max_words=cfg.max_words,
-        batch=cfg.batch,
-        seed=cfg.seed,
-        device=device,
-    )
     if asked is None:
-        recipes = _generate(
-            model, vocab, n=cfg.n, prompt_text=cfg.prompt, unknown=cfg.unknown, **settings
-        )
+        recipes = _generate(model, vocab, cfg.sampling(), cfg.n, cfg.prompt, cfg.unknown)
         titles: list[str] = [""] * len(recipes)
     else:
-        prompts = _known_prompts(asked, vocab, cfg)
-        recipes = complete(model, vocab, prompts, **settings)
+        recipes = complete(model, vocab, _known_prompts(asked, vocab, cfg), cfg.sampling())
         titles = [title for title, _ in asked]
     seconds = time.perf_counter() - started
     words = sum(len(r.words) for r in recipes)
@@ -395,54 +313,53 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(
+    model: RecurrentLM, vocab: Vocab, sampling: Sampling, n: int, prompt_text: str, unknown: str
+) -> list[Written]:
+    # The seeds' random titles come from the generator that then samples the words.
+    generator = _generator(model, sampling.seed)
+    seeds = _seeds(vocab, _prompt_ids(vocab, prompt_text, unknown), n, generator)
+    return _from_seeds(model, vocab, seeds, sampling, generator)
+
+
+def _generator(model: RecurrentLM, seed: int) -> torch.Generator:
+    return torch.Generator(device=model.output.weight.device).manual_seed(seed)
+
+
+def _from_seeds(
     model: RecurrentLM,
     vocab: Vocab,
-    *,
-    n: int,
-    context: str,
-    temperature: float,
-    top_k: int,
-    top_p: float,
-    prompt_text: str,
-    unknown: str,
-    max_words: int,
-    batch: int,
-    seed: int,
-    device: str | torch.device | None,
+    seeds: list[list[int]],
+    sampling: Sampling,
+    generator: torch.Generator,
 ) -> list[Written]:
-    _check_settings(context, temperature, top_k, top_p, n, max_words, batch)
-    device = torch.device(device) if device is not None else model.output.weight.device
-    model.to(device).eval()
-    generator = torch.Generator(device=device).manual_seed(seed)
-    prompt_ids = _prompt_ids(vocab, prompt_text, unknown)
-    recipes: list[Written] = []
+    """One recipe per seed (word indices), in the seeds' order.
+
+    Seeds may differ in length. In `carry` mode each is read on its own and the states are
+    batched; in `window` mode seeds whose windows have the same length share a batch.
+    """
+
+    def key(i: int) -> int:
+        return 0 if sampling.context == "carry" else min(len(seeds[i]), vocab.window)
+
+    model.eval()
+    done: dict[int, Written] = {}
     with torch.inference_mode():
-        for start in range(0, n, batch):
-            seeds = _seeds(vocab, prompt_ids, min(batch, n - start), generator, device)
-            recipes += _generate_batch(
-                model,
-                vocab,
-                seeds.tolist(),
-                context=context,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                max_words=max_words,
-                generator=generator,
-            )
-    return recipes
+        for _, group in itertools.groupby(sorted(range(len(seeds)), key=key), key=key):
+            rows = list(group)
+            for start in range(0, len(rows), sampling.batch):
+                part = rows[start : start + sampling.batch]
+                written = _generate_batch(
+                    model, vocab, [seeds[i] for i in part], sampling, generator
+                )
+                done.update(zip(part, written, strict=True))
+    return [done[i] for i in range(len(seeds))]
 
 
 def _generate_batch(
     model: RecurrentLM,
     vocab: Vocab,
     seeds: list[list[int]],
-    *,
-    context: str,
-    temperature: float,
-    top_k: int,
-    top_p: float,
-    max_words: int,
+    sampling: Sampling,
     generator: torch.Generator,
 ) -> list[Written]:
     """Recipes from `seeds`: word indices of any lengths in `carry` mode, of one window length
@@ -454,7 +371,7 @@ def _generate_batch(
     live = list(range(len(recipes)))  # the recipe each batch row writes
     history = (
         torch.tensor([s[-vocab.window :] for s in seeds], device=device)
-        if context == "window"
+        if sampling.context == "window"
         else None
     )
     if history is not None:
@@ -466,9 +383,14 @@ def _generate_batch(
         starts = [model(torch.tensor([s], device=device), last_only=True) for s in seeds]
         logits = torch.cat([lg for lg, _ in starts])
         state = _cat([st for _, st in starts])
+    max_words = sampling.max_words
     for step in range(max_words):
         nxt = sample_next(
-            logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            logits,
+            temperature=sampling.temperature,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            generator=generator,
         )
         keep = []
         for row, word in enumerate(vocab.decode(nxt.tolist())):
@@ -527,28 +449,25 @@ def _cat(states: list[State]) -> State:
 
 
 def _seeds(
-    vocab: Vocab,
-    prompt_ids: list[int],
-    size: int,
-    generator: torch.Generator,
-    device: torch.device,
-) -> torch.Tensor:
-    """Word indices [size, S] the recipes start from: MasterCook's header, then the prompt or a
+    vocab: Vocab, prompt_ids: list[int], n: int, generator: torch.Generator
+) -> list[list[int]]:
+    """Word indices of the `n` recipes' starts: MasterCook's header, then the prompt or a
     random title word. Recipes in the corpus begin so, which is where the model has learned what
     comes next. A vocabulary without the header gets the prompt alone, or the lecture's seed:
     `window` random words."""
+    device = generator.device
     header = [vocab.index[w] for w in (*_HEADER, text.NEWLINE, text.NEWLINE) if w in vocab.index]
     if len(header) < len(_HEADER) + 2:
         if prompt_ids:
-            return torch.tensor([prompt_ids] * size, device=device)
-        shape = (size, vocab.window)
-        return torch.randint(vocab.n_words, shape, generator=generator, device=device)
+            return [prompt_ids] * n
+        shape = (n, vocab.window)
+        return torch.randint(vocab.n_words, shape, generator=generator, device=device).tolist()
     if prompt_ids:
-        return torch.tensor([header + prompt_ids] * size, device=device)
+        return [header + prompt_ids] * n
     # Titles are words: drawing from all of the vocabulary would start many with "," or "\n".
     titles = [i for i, w in enumerate(vocab.words) if w.isalpha()] or list(range(vocab.n_words))
-    picks = torch.randint(len(titles), (size,), generator=generator, device=device).tolist()
-    return torch.tensor([[*header, titles[p]] for p in picks], device=device)
+    picks = torch.randint(len(titles), (n,), generator=generator, device=device).tolist()
+    return [[*header, titles[p]] for p in picks]
 
 
 def _prompt_ids(vocab: Vocab, prompt_text: str, unknown: str) -> list[int]:
@@ -558,22 +477,6 @@ def _prompt_ids(vocab: Vocab, prompt_text: str, unknown: str) -> list[int]:
     if not words:
         raise UserError(f"--prompt {prompt_text!r} holds no words: give a title")
     return [vocab.index[w] for w in words]
-
-
-def _check_settings(
-    context: str, temperature: float, top_k: int, top_p: float, n: int, max_words: int, batch: int
-) -> None:
-    if context not in CONTEXTS:
-        raise UserError(f"--context must be one of {', '.join(CONTEXTS)}, got {context!r}")
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise UserError(f"--temperature must be 0 (argmax) or positive, got {temperature}")
-    if top_k < 0:
-        raise UserError(f"--top-k must be 0 (off) or a positive number of words, got {top_k}")
-    if not 0 < top_p <= 1:
-        raise UserError(f"--top-p must be in (0, 1], got {top_p}")
-    for flag, value in (("--n", n), ("--max-words", max_words), ("--batch", batch)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ own words up to its directions), the model writes the rest, and per recipe:
 - extra: the food words the directions name that the list lacks (`quality.extra_ingredients`).
 
 Both are means over the recipes, for two settings of the model: `greedy` (temperature 0, the
-likeliest word every step) and `sampled` (`temperature`, default 0.8, seeded). Beside them the
-same figures for the recipes' real directions (`real`, the ceiling) and for each recipe's list
-paired with the next recipe's directions (`other_recipe`, the floor).
+likeliest word every step) and `sampled` (the `Sampling` given; by default temperature 0.8,
+seeded). Beside them the same figures for the recipes' real directions (`real`, the ceiling)
+and for each recipe's list paired with the next recipe's directions (`other_recipe`, the floor).
 
 Food words are the ingredient lexicon of the training corpus (`quality.IngredientLexicon`): the
 words of its ingredient column, without amounts, measures and `-- preparation`, less stop,
@@ -27,6 +27,7 @@ report counts them (`unknown_words`), so none goes unmentioned.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import torch
 
 from hpc_rnn import checkpoint, generate, layout, preprocess, prompt, quality, shards
 from hpc_rnn.cli import UserError
+from hpc_rnn.config import Sampling
 from hpc_rnn.distributed import pick_device
 from hpc_rnn.vocab import UNK, Vocab
 
@@ -43,15 +45,11 @@ VAL = "val"  # `held` that names the run's own validation recipes
 def score(
     checkpoint_path: str,
     held: str,
+    sampling: Sampling,
     *,
     data: str = "",
     reference: str = "",
     limit: int = 0,
-    context: str = "carry",
-    temperature: float = 0.8,
-    max_words: int = 600,
-    batch: int = 32,
-    seed: int = 0,
     device: str = "auto",
 ) -> dict[str, Any]:
     """The coverage and extra-ingredient figures of a checkpoint on the recipes of `held`.
@@ -104,23 +102,13 @@ def score(
     }
     if len(given) == 1:
         report["other_recipe"] = None  # one recipe has no other recipe
-    for name, temp in (("greedy", 0.0), ("sampled", temperature)):
-        written = generate.complete(
-            model,
-            vocab,
-            prompts,
-            context=context,
-            temperature=temp,
-            max_words=max_words,
-            batch=batch,
-            seed=seed,
-            device=torch_device,
-        )
+    for name, setting in (("greedy", replace(sampling, temperature=0.0)), ("sampled", sampling)):
+        written = generate.complete(model, vocab, prompts, setting)
         directions = [quality.parse_recipe(layout.render(w.words)).directions for w in written]
         report[name] = {
             **_means([(g.names, d) for g, d in zip(given, directions, strict=True)], lexicon),
-            "temperature": temp,
-            "context": context,
+            "temperature": setting.temperature,
+            "context": setting.context,
             "unfinished": sum(not w.finished for w in written),
         }
     return report

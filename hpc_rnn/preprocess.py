@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hpc_rnn import atomic, config, shards, text
-from hpc_rnn.cli import EXIT_USER_ERROR, Parser, UserError, command_parser, run_main
+from hpc_rnn.cli import EXIT_USER_ERROR, Parser, UserError, command_parser, run_main, say
 from hpc_rnn.mpi import RanksFailed, agree, mpi_world, stop_all_on_error
 from hpc_rnn.vocab import VOCAB_FILE, Vocab, build_vocab
 
@@ -330,7 +330,7 @@ def _publish(staging: Path, out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out} was filled while this command ran: run again with --overwrite")
     kept = atomic.publish_dir(staging, out, replace=ours if out.is_dir() else None)
     if kept is not None:
-        print(
+        say(
             f"warning: files that appeared in {out} while this command ran are kept in {kept}",
             file=sys.stderr,
         )
@@ -386,8 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if summary is not None:
             for warning in summary.warnings(cfg):
-                print(f"warning: {warning}", file=sys.stderr)
-            print(summary.line(), flush=True)
+                say(f"warning: {warning}", file=sys.stderr)
+            say(summary.line())
         return 0
 
     return run_main(body)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpc_rnn.cli import UserError
+from hpc_rnn.cli import UserError, say
 
 LOCK_FILE = ".lock"
 
@@ -146,6 +146,4 @@ class RunLock:
                 os.link(aside, self.path)  # put it back unless a new lock is already there
         aside.unlink(missing_ok=True)
         if moved == holder and holder is not None:
-            print(
-                f"warning: removed the stale lock of a training that is gone ({describe(holder)})"
-            )
+            say(f"warning: removed the stale lock of a training that is gone ({describe(holder)})")

@@ -31,14 +31,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import submitit
 
 from hpc_rnn import config, metrics
-from hpc_rnn.cli import Parser, UserError, command_parser, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main, say
 from hpc_rnn.config import opt
 from hpc_rnn.heap import keep_freed_memory
 
@@ -616,8 +615,7 @@ def wait_for(
         next_report = time.monotonic() + report_every_s
         while not local and not job.done():
             if time.monotonic() >= next_report:
-                stamp = datetime.now().astimezone().isoformat(timespec="seconds")
-                print(f"{stamp} {step}: job {job.job_id} {queue_state(job.job_id)}", flush=True)
+                say(f"{step}: job {job.job_id} {queue_state(job.job_id)}")
                 next_report += report_every_s
             time.sleep(min(1.0, report_every_s))
         if not sweep:

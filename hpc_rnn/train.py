@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hpc_rnn import atomic, checkpoint, config, metrics, shards
-from hpc_rnn.cli import Parser, UserError, command_parser, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main, say
 from hpc_rnn.data import Batch, RecipePlan, WindowPlan
 from hpc_rnn.distributed import (
     World,
@@ -65,7 +65,7 @@ class Position:
 
     step: int = 0  # optimizer steps done
     epoch: int = 0
-    window: int = 0  # windows of `epoch` already trained on (across all ranks)
+    windows_done: int = 0  # windows of `epoch` already trained on (across all ranks)
     seconds: float = 0.0  # wall time spent in training steps, validation and saving excluded
 
 
@@ -225,9 +225,11 @@ class Reporter:
     """What a run tells its user, from rank 0 only: metrics.jsonl, the curves, the progress bar
     and the log lines. On the other ranks it stays silent."""
 
-    def __init__(self, run: Path, world: World, resume_step: int, progress_s: float) -> None:
+    def __init__(
+        self, run: Path, world: World, resume_step: int, progress_s: float, tensorboard: bool
+    ) -> None:
         self.run = run
-        self.log = MetricsLog(run, resume_step=resume_step) if world.is_main else None
+        self.log = MetricsLog(run, resume_step, tensorboard) if world.is_main else None
         self.bar = tqdm(disable=True)
         self.progress_s = progress_s
         self.last_progress = -math.inf
@@ -235,7 +237,7 @@ class Reporter:
     def start_epoch(self, pos: Position, n_windows: int) -> None:
         self.bar = tqdm(
             total=n_windows,
-            initial=pos.window,
+            initial=pos.windows_done,
             desc=f"epoch {pos.epoch}",
             unit=" win",
             disable=self.log is None or not sys.stderr.isatty(),
@@ -257,7 +259,7 @@ class Reporter:
             return
         self.last_progress = now
         self.say(
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} step {record['step']} epoch {record['epoch']}: "
+            f"step {record['step']} epoch {record['epoch']}: "
             f"loss {record['loss']:.4f} acc {record['acc']:.4f}, "
             f"{record['windows_per_s']:.0f} windows/s, "
             f"ETA epoch {_duration(epoch_left_s)}, run {_duration(run_left_s)}"
@@ -282,7 +284,7 @@ class Reporter:
 
     def say(self, line: str) -> None:
         if self.log is not None:
-            print(line, flush=True)
+            say(line)
 
     def close(self) -> None:
         self.bar.close()
@@ -346,19 +348,19 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock)
     s = start(cfg, world, lock)
     pos, clock = s.pos, Clock(s.pos.seconds)
     saver = Saver(cfg, world, s, clock)
-    report = Reporter(Path(cfg.run), world, pos.step, cfg.progress_every_s)
+    report = Reporter(Path(cfg.run), world, pos.step, cfg.progress_every_s, cfg.tensorboard)
     sums = torch.zeros(3, device=world.device)  # loss, correct, windows since the last log line
     while pos.epoch < cfg.epochs and not out_of_steps(cfg, pos):
         s.net.train()
         report.start_epoch(pos, s.plan.n_windows)
-        for after, batch in s.plan.batches(pos.epoch, pos.window):
+        for after, batch in s.plan.batches(pos.epoch, pos.windows_done):
             for group in s.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, pos.step, s.horizon)
             stats = train_step(cfg, s.net, s.model, s.optimizer, batch, world)
             saver.watch.see(stats[0], pos.step + 1)
             sums += stats
-            report.bar.update(after - pos.window)
-            pos.step, pos.window = pos.step + 1, after
+            report.bar.update(after - pos.windows_done)
+            pos.step, pos.windows_done = pos.step + 1, after
 
             at_log = pos.step % cfg.log_every == 0
             if at_log:
@@ -375,8 +377,8 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock)
             if out_of_steps(cfg, pos):
                 break
         report.bar.close()
-        if pos.window >= s.plan.n_windows:
-            pos.epoch, pos.window = pos.epoch + 1, 0
+        if pos.windows_done >= s.plan.n_windows:
+            pos.epoch, pos.windows_done = pos.epoch + 1, 0
         saver.save(pos, validate("epoch", pos, s, clock, report, world))
     report.say(
         f"done: {pos.step} steps, {pos.epoch} epochs; checkpoints in {Path(cfg.run) / checkpoint.CHECKPOINTS}"
@@ -392,7 +394,7 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
     vocab = load_vocab(cfg.data)
     manifest = shards.read_manifest(cfg.data)
     # Before anything slow, so that a second start on the same run fails within seconds.
-    raise_together(world, lambda: lock.acquire() if world.is_main else None)
+    raise_together(world, lambda: claim(cfg, lock) if world.is_main else None)
     plan: WindowPlan | RecipePlan | None
     val_recipes = None
     if cfg.objective == "recipe":
@@ -440,8 +442,8 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
         atomic.write_json(run / "config.json", config.to_dict(cfg))
         # config.json is this start's; starts.jsonl keeps every start's, the first one included.
         metrics.append(run / STARTS_FILE, {**start_record(pos.step), "config": config.to_dict(cfg)})
-        print(f"config: {config.describe(cfg)}", flush=True)
-        print(
+        say(f"config: {config.describe(cfg)}")
+        say(
             f"data: {manifest['splits']['train']['n_tokens']} training tokens, "
             + (
                 f"{plan.n_windows} recipes (pieces of at most {cfg.recipe_words} words)"
@@ -451,18 +453,24 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
             + f", vocabulary {vocab.n_words}; "
             f"model: {model.count_parameters()} parameters; world {world.size} on {world.device}; "
             f"{plan.steps_per_epoch} steps an epoch; "
-            + (f"resuming at step {pos.step} (epoch {pos.epoch})" if resumed else "starting fresh"),
-            flush=True,
+            + (f"resuming at step {pos.step} (epoch {pos.epoch})" if resumed else "starting fresh")
         )
         if val_plan is None:
-            print(
+            say(
                 f"warning: {cfg.data} has no held-out windows (its validation split is empty): "
                 "training runs without a validation loss and keeps no best checkpoint; "
                 "preprocess more recipes or a larger --val-fraction to have one",
                 file=sys.stderr,
-                flush=True,
             )
     return Setup(plan, val_plan, val_recipes, model, net, optimizer, pos, horizon, vocab.hash)
+
+
+def claim(cfg: config.TrainConfig, lock: RunLock) -> None:
+    """Rank 0's checks before anything is written: TensorBoard there when asked for, the run
+    not in use by another training (then taken)."""
+    if cfg.tensorboard:
+        metrics.summary_writer_class()
+    lock.acquire()
 
 
 def out_of_steps(cfg: config.TrainConfig, pos: Position) -> bool:
@@ -500,7 +508,7 @@ def log_train(
     step_s = clock.seconds / max(pos.step, 1)
     report.progress(
         record,
-        epoch_left_s=step_s * (s.plan.n_windows - pos.window) / s.plan.global_batch,
+        epoch_left_s=step_s * (s.plan.n_windows - pos.windows_done) / s.plan.global_batch,
         run_left_s=step_s * max(s.horizon - pos.step, 0),
     )
     clock.resume()
@@ -635,19 +643,18 @@ def resume(
     The run's own newest loadable checkpoint always wins: `--resume PATH` only seeds a run that
     has none yet, so a requeued or rerun job continues instead of starting over from PATH.
     """
-    warn = lambda m: print(f"warning: {m}", file=sys.stderr, flush=True)  # noqa: E731
+    warn = lambda m: say(f"warning: {m}", file=sys.stderr)  # noqa: E731
     if cfg.resume == "never":
-        if checkpoint.complete(run):
+        if checkpoint.marked_checkpoints(run):
             raise UserError(
                 f"{run} already holds checkpoints: resume with --resume auto, or choose a new --run"
             )
         return None
     found = checkpoint.load_latest(run, "cpu", warn=warn)
     if found is not None and cfg.resume != "auto" and world.is_main:
-        print(
+        say(
             f"note: {run} has checkpoints of its own; continuing from {found[0].name}, "
-            f"not from --resume {cfg.resume} (which only seeds a run without any)",
-            flush=True,
+            f"not from --resume {cfg.resume} (which only seeds a run without any)"
         )
     if found is None and cfg.resume != "auto":
         found = checkpoint.load_given(cfg.resume, "cpu", warn=warn)
@@ -684,11 +691,20 @@ def resume(
         if k not in ("model", "data", "run", "resume") and k in saved and saved[k] != v
     ]
     if changed and world.is_main:
-        print(f"note: resuming with changed settings: {', '.join(changed)}", flush=True)
+        say(f"note: resuming with changed settings: {', '.join(changed)}")
     checkpoint.set_rng_state(state["rng"])
     if world.rank > 0:
         torch.manual_seed(cfg.seed + 1 + world.rank + state["step"])
-    return Position(**state["position"])
+    return saved_position(state["position"])
+
+
+def saved_position(saved: dict[str, Any]) -> Position:
+    """The Position a checkpoint holds; those written before `windows_done` had its name
+    call it "window", and must resume exactly all the same."""
+    fields = dict(saved)
+    if "window" in fields:
+        fields["windows_done"] = fields.pop("window")
+    return Position(**fields)
 
 
 def stopped(
@@ -698,17 +714,15 @@ def stopped(
     stop.ignore_further()
     report.close()
     if world.is_main:
-        print(
+        say(
             f"stopped by {stop.raised or 'a peer'} at step {pos.step}: checkpoint written"
-            + ("" if stop.requeues else "; run the same command again to continue"),
-            flush=True,
+            + ("" if stop.requeues else "; run the same command again to continue")
         )
         job = slurm_job_id() if cfg.requeue and stop.requeues else None
         if job and slurm_restart_count() >= cfg.max_requeues:
-            print(
+            say(
                 f"not requeueing job {job}: restarted {slurm_restart_count()} times already "
-                f"(--max-requeues {cfg.max_requeues}); resubmit it to continue",
-                flush=True,
+                f"(--max-requeues {cfg.max_requeues}); resubmit it to continue"
             )
         elif job:
             try:
@@ -716,11 +730,10 @@ def stopped(
                 failed = done.stderr.strip() if done.returncode else ""
             except OSError as exc:  # no scontrol here (a container without Slurm's tools)
                 failed = str(exc)
-            print(
+            say(
                 f"warning: scontrol requeue {job} failed ({failed}); resubmit the job to continue"
                 if failed
-                else f"requeued Slurm job {job}",
-                flush=True,
+                else f"requeued Slurm job {job}"
             )
     barrier(world)
     return EXIT_STOPPED

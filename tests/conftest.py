@@ -31,6 +31,8 @@ REAL_CORPUS = Path(
 )
 DEMO_RECIPES = 200
 DEMO_SEED = 7
+# What a line of a command's long work starts with (cli.say): the local time to the second.
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d "
 
 # Variables by which a launcher tells a process it is one of several; a test run inside a Slurm
 # allocation or under mpiexec must not pass them on to the commands it starts.

@@ -39,9 +39,9 @@ def test_demo_script_writes_every_output_and_a_rerun_resumes(tmp_path: Path) -> 
     # It ends by showing the first recipe.
     shown = first.split("first generated recipe")[1].split("\n", 1)[1]
     assert shown.strip() == (out / "recipes" / "recipe-0001.txt").read_text().strip()
-    step = checkpoint.load(checkpoint.resolve(run))["step"]
+    step = checkpoint.load_given(run)[1]["step"]
     assert "starting fresh" in first
 
     second = demo(out, epochs=2)
     assert f"resuming at step {step} (epoch 1)" in second
-    assert checkpoint.load(checkpoint.resolve(run))["position"]["epoch"] == 2
+    assert checkpoint.load_given(run)[1]["position"]["epoch"] == 2

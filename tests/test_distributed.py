@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,18 @@ import torch
 from conftest import clean_env, finish, run_in_repo, start_ranks, train_command, wait_until
 
 from hpc_rnn import checkpoint
-from hpc_rnn.distributed import first_host, process_layout
+from hpc_rnn.cli import UserError
+from hpc_rnn.distributed import (
+    Meeting,
+    failure_note,
+    first_host,
+    process_layout,
+    process_started,
+    publish,
+    read_failure,
+    tasks_fit_gpus,
+    watched,
+)
 from hpc_rnn.train import EXIT_PEER_LOST, EXIT_STOPPED, StopFlag, parse_config
 from hpc_rnn.train import train as train_loop
 
@@ -60,7 +73,7 @@ def train(data: Path, run: Path, ranks: int, batch: int, steps: int, *extra: str
 
 
 def params(run: Path) -> dict[str, torch.Tensor]:
-    return checkpoint.load(checkpoint.resolve(run))["model"]
+    return checkpoint.load_given(run)[1]["model"]
 
 
 def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -108,7 +121,7 @@ def test_a_checkpoint_resumes_with_another_world_size(
     switched = tmp_path / "switched"
     train(demo_data, switched, before, global_batch // before, 4)
     train(demo_data, switched, after, global_batch // after, 8)
-    assert checkpoint.load(checkpoint.resolve(switched))["step"] == 8
+    assert checkpoint.load_given(switched)[1]["step"] == 8
     assert max_diff(one_rank(8), params(switched)) < 1e-5
 
 
@@ -146,7 +159,7 @@ def test_a_stop_signal_to_one_rank_stops_every_rank_at_one_step_and_resumes_exac
         ranks[1].send_signal(signal.SIGUSR2)
     (rc0, out0, err0), (rc1, _, err1) = finish(ranks)
     assert (rc0, rc1) == (EXIT_STOPPED, EXIT_STOPPED), err0[-2000:] + err1[-2000:]
-    stop_step = checkpoint.load(checkpoint.resolve(run))["step"]  # rank 0's stop checkpoint
+    stop_step = checkpoint.load_given(run)[1]["step"]  # rank 0's stop checkpoint
     assert stop_step % 2 == 0, "ranks compare flags at log steps (--log-every 2)"
     assert f"stopped by a peer at step {stop_step}" in out0  # rank 0 itself got no signal
 
@@ -229,3 +242,83 @@ def test_gpus_in_the_allocation_but_no_cuda_is_one_error_not_a_cpu_run(
         env=env,
     )
     assert cpu.returncode == 0, cpu.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("spec", "node", "gpus", "refused"),
+    [
+        ("4(x2)", 0, 4, False),  # --nodes=2 --ntasks-per-node=4 --gpus-per-node=4
+        ("4(x2)", 1, 4, False),
+        ("4(x2)", 1, 2, True),  # --ntasks-per-node=4 --gpus-per-node=2
+        ("2,3", 0, 2, False),  # an uneven step: 2 tasks on node 0, 3 on node 1
+        ("2,3", 1, 2, True),
+        ("8", 0, 8, False),
+        ("8", 0, 4, True),
+        ("4(x2),3", 2, 4, False),
+        ("", 0, 0, False),  # not a Slurm step: nothing to compare
+    ],
+)
+def test_more_tasks_on_a_node_than_gpus_is_refused(
+    spec: str, node: int, gpus: int, refused: bool
+) -> None:
+    problem = tasks_fit_gpus(spec, node, gpus)
+    assert (problem is not None) == refused
+    if refused:
+        assert f"but {gpus} GPU(s) visible" in problem and "--ntasks-per-node" in problem
+
+
+def test_more_tasks_on_a_node_than_its_gpus_is_one_error(demo_data: Path, tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA: without it, the error of GPUs without CUDA comes first (above)")
+    tasks = torch.cuda.device_count() + 1
+    # What srun sets on the second node of a 2-node step with one task more than its GPUs.
+    env = clean_env(SLURM_JOB_ID="78", SLURM_STEP_TASKS_PER_NODE=f"{tasks}(x2)", SLURM_NODEID="1")
+    cmd = train_command(
+        demo_data, tmp_path / "run", *COMMON, "--max-steps", "2", "--device", "cuda"
+    )
+    done = run_in_repo(cmd, timeout=120, env=env)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{tasks} tasks on this node but {tasks - 1} GPU(s)" in errors[0]
+
+
+def test_only_a_failure_note_of_this_launch_counts(tmp_path: Path) -> None:
+    note = failure_note(tmp_path, 29500)
+    assert read_failure(note, process_started()) is None  # none written
+    publish(note, f"{time.time():.3f} EADDRINUSE")
+    assert read_failure(note, process_started()) == "EADDRINUSE"
+    # Written an hour before this process started: a past launch's on the same port.
+    publish(note, f"{process_started() - 3600:.3f} EADDRINUSE")
+    assert read_failure(note, process_started()) is None
+    publish(note, "garbled")
+    assert read_failure(note, process_started()) is None
+
+
+MEETING = Meeting(1, 2, "n1", 29500, 1.0, "MASTER_PORT")
+
+
+@contextlib.contextmanager
+def stuck() -> Iterator[threading.Event]:
+    """A connection that waits until released, as one to another program's listener does."""
+    release = threading.Event()
+    try:
+        yield release
+    finally:
+        release.set()
+
+
+def test_a_rank_waiting_on_a_silent_port_ends_at_rank_0s_note_or_the_timeout() -> None:
+    with stuck() as release:
+        started = time.monotonic()
+        with pytest.raises(
+            UserError,
+            match=r"^rank 1 could not join .* at n1:29500: rank 0 "
+            r"could not listen there \(EADDRINUSE\): .* set MASTER_PORT",
+        ):
+            watched(release.wait, MEETING, lambda: "EADDRINUSE")
+        assert time.monotonic() - started < 1
+        with pytest.raises(UserError, match=r"no answer from rank 0 within 1 s"):
+            watched(release.wait, MEETING, lambda: None)
+    assert watched(lambda: "store", MEETING, lambda: None) == "store"
+    with pytest.raises(ZeroDivisionError):  # the connection's own error, in this thread
+        watched(lambda: 1 / 0, MEETING, lambda: None)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import SMALL_TRAINING, run_in_repo
 
-from hpc_rnn import checkpoint, config, evaluate, generate, shards
+from hpc_rnn import checkpoint, config, evaluate, generate, shards, text
 from hpc_rnn.config import ModelConfig, TrainConfig
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import load_vocab
@@ -61,6 +61,13 @@ def test_heldout_metrics_of_a_model_whose_guesses_are_known(
     assert held["val_loss"] == pytest.approx(math.log(vocab.n_words), rel=1e-5)
     assert held["val_ppl"] == pytest.approx(vocab.n_words, rel=1e-4)
     assert held["val_acc"] == pytest.approx(float(np.mean(targets == 0)), abs=1e-9)
+    # Whole-recipe context: every token but each recipe's first is a target.
+    stream, starts = shards.load_split(demo_data, "val")
+    ends = np.append(starts[1:], len(stream))
+    assert held["recipe_windows"] == len(stream) - len(starts)
+    assert held["recipe_ppl"] == pytest.approx(vocab.n_words, rel=1e-4)
+    firsts = np.concatenate([stream[s + 1 : e] for s, e in zip(starts, ends, strict=True)])
+    assert held["recipe_acc"] == pytest.approx(float(np.mean(firsts == 0)), abs=1e-9)
 
 
 def test_heldout_metrics_match_trainings_last_validation(trained: Path, tmp_path: Path) -> None:
@@ -101,6 +108,32 @@ def test_another_corpus_and_recipe_files(
     assert evaluate.main([*argv, "--windows", "300"]) == 0
     out = capsys.readouterr().out
     assert f'"source": "{demo_corpus}"' in out and '"count": 3' in out
+
+
+def test_another_corpus_reports_the_share_of_words_the_vocabulary_lacks(
+    trained: Path, demo_corpus: Path, tmp_path: Path
+) -> None:
+    # The demo corpus with two recipes' titles replaced by words no vocabulary holds: the share
+    # is those words over all words, and the whole-recipe figures cover every recipe.
+    recipes = list(text.iter_recipes(demo_corpus))[:6]
+    strange = ["zqxwv", "vwxqz", "qqzzx"]
+    for i, word in enumerate(strange):
+        title = next(line for line in recipes[i].splitlines()[1:] if line.strip())
+        recipes[i] = recipes[i].replace(title, f"   {word}   ", 1)
+    other = tmp_path / "other.txt"
+    other.write_text("".join(recipes))
+    out = tmp_path / "report.json"
+    argv = ["--checkpoint", str(trained), "--corpus", str(other), "--out", str(out)]
+    assert evaluate.main(argv) == 0
+    held = json.loads(out.read_text())["heldout"]
+    vocab = load_vocab(json.loads((trained / "config.json").read_text())["data"])
+    tokens = [t for r in recipes for t in text.tokenize(r)]
+    unknown = [t for t in tokens if t not in vocab.index]
+    assert set(strange) <= set(unknown)
+    assert held["unknown_share"] == pytest.approx(len(unknown) / len(tokens))
+    known = len(tokens) - len(unknown)
+    assert held["recipe_windows"] == known - len(recipes)
+    assert math.isfinite(held["recipe_ppl"]) and math.isfinite(held["val_ppl"])
 
 
 def test_bad_input_is_one_line(

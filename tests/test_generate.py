@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ from torch import nn
 
 from hpc_rnn import checkpoint, config, text
 from hpc_rnn import generate as gen
-from hpc_rnn.config import ModelConfig, TrainConfig
+from hpc_rnn.config import ModelConfig, Sampling, TrainConfig
 from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, TABLE_HEADER, TABLE_RULE
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import Vocab, build_vocab
@@ -62,9 +63,11 @@ def _model(vocab: Vocab, seed: int = 0) -> RecurrentLM:
     return model.eval()
 
 
-def _generate(model: RecurrentLM, vocab: Vocab, **settings) -> list[list[str]]:
-    args = dict(n=5, context="carry", temperature=0.8, max_words=40, batch=3, seed=0)
-    return gen.generate(model, vocab, **{**args, **settings}, device="cpu")
+def _generate(
+    model: RecurrentLM, vocab: Vocab, n: int = 5, prompt: str = "", **settings
+) -> list[list[str]]:
+    sampling = Sampling(**{"max_words": 40, "batch": 3, **settings})
+    return gen.generate(model, vocab, sampling, n=n, prompt=prompt)
 
 
 def test_same_seed_same_text_different_seed_different() -> None:
@@ -173,9 +176,8 @@ def test_each_recipe_stops_on_its_own() -> None:
         "- - - -\n- - - - -\n",  # four dashes are no closing line; five are
     ]
     model = _Scripted(vocab, scripts)
-    recipes = gen.generate(
-        model, vocab, n=4, temperature=0, prompt="cake", max_words=12, batch=4, device="cpu"
-    )
+    sampling = Sampling(temperature=0, max_words=12, batch=4)
+    recipes = gen.generate(model, vocab, sampling, n=4, prompt="cake")
     seed = text.tokenize("* Exported from MasterCook *\n\ncake")
     assert [r[: len(seed)] for r in recipes] == [seed] * 4
     after = [r[len(seed) :] for r in recipes]
@@ -215,17 +217,8 @@ def test_a_recipe_stops_early_in_either_context_mode(context: str) -> None:
         ("eggs * exported from mastercook * cake", "eggs"),
     ):
         model = _ByPosition(vocab, script, len(seed))
-        recipes = gen.generate(
-            model,
-            vocab,
-            n=3,
-            context=context,
-            temperature=0,
-            prompt="cake",
-            max_words=30,
-            batch=2,
-            device="cpu",
-        )
+        sampling = Sampling(context=context, temperature=0, max_words=30, batch=2)
+        recipes = gen.generate(model, vocab, sampling, n=3, prompt="cake")
         assert recipes == [seed + text.tokenize(kept)] * 3, "stopped at the end, not at 30 words"
 
 
@@ -256,6 +249,33 @@ def test_prompt_without_known_words_is_refused() -> None:
     vocab = _vocab()
     with pytest.raises(gen.UserError, match="prompt"):
         _generate(_model(vocab), vocab, prompt="zzz qqq")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"context": "sliding"}, "--context must be one of carry, window"),
+        ({"temperature": float("nan")}, "--temperature must be 0 (argmax) or positive"),
+        ({"top_k": -1}, "--top-k must be 0 (off) or a positive number"),
+        ({"top_p": 0.0}, "--top-p must be in (0, 1]"),
+        ({"max_words": 0}, "--max-words must be at least 1"),
+        ({"batch": 0}, "--batch must be at least 1"),
+    ],
+)
+def test_sampling_settings_are_checked_when_made(setting: dict, message: str) -> None:
+    with pytest.raises(gen.UserError, match=re.escape(message)):
+        Sampling(**setting)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"), [(["--n", "0"], "--n must be"), (["--top-p", "2"], "--top-p must be")]
+)
+def test_a_bad_flag_is_refused_before_the_checkpoint_is_read(
+    tmp_path: Path, capsys, flags: list[str], message: str
+) -> None:
+    assert _ask(tmp_path / "no_run", tmp_path / "out", *flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {message}"), err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,7 +433,7 @@ def test_generated_recipes_read_back_as_a_corpus_with_the_models_words(
     assert _ask(run, out, "--n", "6", "--max-words", "60") == 0
     files = sorted(out.glob("recipe-*.txt"))
     model, vocab, _ = gen.load_model(str(run), "", torch.device("cpu"))
-    words = gen.generate(model, vocab, n=6, max_words=60, device="cpu")
+    words = gen.generate(model, vocab, Sampling(max_words=60), n=6)
     for path, expected in zip(files, words, strict=True):
         assert path.read_text().startswith(EXPORT_LINE + "\n")
         cut_off = [] if expected[-1] == text.NEWLINE else [text.NEWLINE]
@@ -429,7 +449,7 @@ def test_layout_tokens_writes_the_token_text(tmp_path: Path) -> None:
     run, _ = _run_dir(tmp_path)
     assert _ask(run, tmp_path / "t", "--n", "2", "--max-words", "30", "--layout", "tokens") == 0
     model, vocab, _ = gen.load_model(str(run), "", torch.device("cpu"))
-    words = gen.generate(model, vocab, n=2, max_words=30, device="cpu")
+    words = gen.generate(model, vocab, Sampling(max_words=30), n=2)
     assert (tmp_path / "t" / "recipe-0001.txt").read_text() == gen.recipe_text(words[0])
 
 
@@ -490,8 +510,7 @@ def test_a_recipe_cut_off_at_max_words_is_marked_unfinished() -> None:
     vocab = _vocab()
     scripts = ["flour\n- - - - - - -\nsugar", "flour sugar eggs cocoa"]
     prompts = [text.tokenize("* Exported from MasterCook *\n\ncake\n")] * 2
-    written = gen.complete(
-        _Scripted(vocab, scripts), vocab, prompts, temperature=0, max_words=12, device="cpu"
-    )
+    sampling = Sampling(temperature=0, max_words=12)
+    written = gen.complete(_Scripted(vocab, scripts), vocab, prompts, sampling)
     assert [w.finished for w in written] == [True, False]
     assert [len(w.words) - w.seed_words for w in written] == [10, 12]

@@ -12,7 +12,7 @@ import pytest
 from conftest import run_in_repo
 
 from hpc_rnn import checkpoint, config, given, quality
-from hpc_rnn.config import ModelConfig, TrainConfig
+from hpc_rnn.config import ModelConfig, Sampling, TrainConfig
 from hpc_rnn.demo_corpus import generate_recipes
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import load_vocab
@@ -72,7 +72,7 @@ def tiny_run(demo_data: Path, tmp_path: Path) -> Path:
 def test_the_report_of_a_model_with_ceiling_and_floor(tiny_run: Path, tmp_path: Path) -> None:
     held = tmp_path / "held.txt"
     held.write_text("".join(generate_recipes(6, 11)))
-    report = given.score(str(tiny_run), str(held), max_words=40, device="cpu")
+    report = given.score(str(tiny_run), str(held), Sampling(max_words=40), device="cpu")
     assert report["recipes"] == 6
     # The demo corpus's directions name only listed ingredients (its generator's rule).
     assert report["real"]["extra"] == 0
@@ -87,7 +87,7 @@ def test_the_report_of_a_model_with_ceiling_and_floor(tiny_run: Path, tmp_path: 
 
 
 def test_the_runs_own_validation_recipes(tiny_run: Path) -> None:
-    report = given.score(str(tiny_run), given.VAL, limit=3, max_words=20, device="cpu")
+    report = given.score(str(tiny_run), given.VAL, Sampling(max_words=20), limit=3, device="cpu")
     assert report["held"] == "val" and report["recipes"] == 3
     assert report["unknown_words"] >= 0 and report["lexicon_words"] > 20
 

@@ -69,7 +69,7 @@ def slot_accuracy(data: Path, run: Path, window: int | None = None) -> list[floa
     """Teacher-forced argmax accuracy on each garnish slot of the held-out recipes, the model
     reading the whole recipe so far, or (`window`) the last `window` words as it was trained."""
     vocab = load_vocab(data)
-    state = checkpoint.load(checkpoint.resolve(run))
+    state = checkpoint.load_given(run)[1]
     model = RecurrentLM(vocab.n_words, config.ModelConfig(**state["config"]["model"]))
     model.load_state_dict(state["model"])
     model.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import snapshot
+from conftest import STAMP, snapshot
 
 from hpc_rnn import config, preprocess, shards, text
 from hpc_rnn.mpi import SingleProcess
@@ -67,8 +68,10 @@ def test_cp1252_corpus_is_read_with_a_warning(
     corpus.write_bytes(demo_corpus.read_bytes().replace(header, header + line))
     proc = run_preprocess(corpus, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
-    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
+    # Stamped, as every line of the command's work is; the summary too.
+    warnings = [ln for ln in proc.stderr.splitlines() if re.match(STAMP + "warning: ", ln)]
     assert len(warnings) == 1, proc.stderr
+    assert re.fullmatch(STAMP + r"preprocessed 200 recipes, .* on 1 rank\n", proc.stdout)
     assert "200 of 200 recipes" in warnings[0] and "cp1252 (200)" in warnings[0]
     assert "Traceback" not in proc.stderr
     words = load_vocab(tmp_path / "out").words

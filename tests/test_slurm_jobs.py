@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, check_cmd, clean_env, run_cmd, sacct_state, train_command, wait_until
+from conftest import (
+    ROOT,
+    STAMP,
+    check_cmd,
+    clean_env,
+    run_cmd,
+    sacct_state,
+    train_command,
+    wait_until,
+)
 
 from hpc_rnn import checkpoint, runlock
 
@@ -107,7 +116,7 @@ def test_preprocess_train_generate_chained_with_sbatch(
     assert manifest["ranks"] == 2  # srun --mpi=pmi2 made one MPI world of 2
     log = (tmp_path / f"hpc_rnn_train-{trn}.out").read_text()
     assert "world 2 on cpu" in log and "training exited with 0: done" in log
-    state = checkpoint.load(checkpoint.resolve(run))
+    state = checkpoint.load_given(run)[1]
     assert state["position"]["epoch"] == 2
     assert (run / "curves.png").exists()
     recipes = sorted(out.glob("recipe-*.txt"))
@@ -136,7 +145,7 @@ def test_submit_through_submitit(slurm_cluster: str, demo_data: Path, tmp_path: 
     proc = run_in([*submit_cmd, "--wait"], ROOT, job_env(), timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "train: job" in proc.stdout and f"'run': '{run}'" in proc.stdout
-    assert checkpoint.load(checkpoint.resolve(run))["step"] == 6
+    assert checkpoint.load_given(run)[1]["step"] == 6
     logs = "".join(p.read_text() for p in (run / "submitit").glob("*_0_log.out"))
     assert "world 2 on cpu" in logs
 
@@ -209,8 +218,7 @@ def test_no_check_submits_and_wait_reports_the_pending_reason(
         first = lines.get(timeout=60)
         job = re.match(r"train: job (\d+), logs ", first).group(1)
         pending = re.compile(
-            rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d train: job {job}"
-            r" PENDING \((\w+)\)\n"
+            rf"{STAMP}train: job {job} PENDING \((\w+)\)\n"
         )
         # Right after submission the reason may read None, until the scheduler has looked.
         reason = wait_until(
@@ -263,8 +271,8 @@ def test_a_signalled_job_checkpoints_requeues_and_resumes_exactly(
         timeout=240,
     )
     assert done.returncode == 0, done.stderr
-    a = checkpoint.load(checkpoint.resolve(run))["model"]
-    b = checkpoint.load(checkpoint.resolve(straight))["model"]
+    a = checkpoint.load_given(run)[1]["model"]
+    b = checkpoint.load_given(straight)[1]["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -311,7 +319,7 @@ def test_scancel_checkpoints_and_stops_without_requeueing(
     log = (tmp_path / f"hpc_rnn_train-{job}.out").read_text()
     assert "requeued" not in log
     steps = train_steps(run)
-    assert len(steps) >= 3 and checkpoint.load(checkpoint.resolve(run))["step"] == steps[-1]
+    assert len(steps) >= 3 and checkpoint.load_given(run)[1]["step"] == steps[-1]
 
 
 def test_submit_wait_sees_a_requeued_job_through_to_its_result(

@@ -4,12 +4,15 @@ shows (signal delivery, exit codes, a kill -9)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,14 +20,16 @@ import torch
 from conftest import (
     ROOT,
     SMALL_TRAINING,
+    STAMP,
     TRAINED_BATCH,
     clean_env,
     run_in_repo,
     train_command,
+    unavailable,
     wait_until,
 )
 
-from hpc_rnn import checkpoint, config, shards
+from hpc_rnn import checkpoint, config, metrics, shards
 from hpc_rnn.data import WindowPlan
 from hpc_rnn.train import (
     AUTO_BATCH,
@@ -86,7 +91,7 @@ def steps_per_epoch(data: Path, batch: str) -> int:
 
 
 def final_params(run: Path) -> dict[str, torch.Tensor]:
-    return checkpoint.load(checkpoint.resolve(run))["model"]
+    return checkpoint.load_given(run)[1]["model"]
 
 
 def assert_same_params(a: Path, b: Path) -> None:
@@ -108,7 +113,7 @@ def steps_logged(run: Path) -> list[int]:
 
 
 def steps_on_disk(run: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in checkpoint.complete(run))
+    return sorted(int(p.name.split("-")[1]) for p in checkpoint.marked_checkpoints(run))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,8 +129,8 @@ def test_a_few_steps_in_process_log_each_step_and_checkpoint(
     assert "starting fresh" in out and "done: 7 steps" in out
     assert steps_logged(run) == list(range(1, 8))
     assert steps_on_disk(run) == [3, 6, 7]
-    state = checkpoint.load(checkpoint.resolve(run))
-    assert (state["step"], state["position"]["epoch"], state["position"]["window"]) == (
+    state = checkpoint.load_given(run)[1]
+    assert (state["step"], state["position"]["epoch"], state["position"]["windows_done"]) == (
         7,
         0,
         7 * 16,
@@ -185,6 +190,25 @@ def test_stopped_at_any_step_and_resumed_is_bitwise_the_uninterrupted_run(
     assert f"resuming at step {stop_at}" in capsys.readouterr().out
     assert_same_params(straight, run)
     assert steps_logged(run) == list(range(1, steps + 1))  # each step once over both runs
+
+
+def test_a_checkpoint_that_calls_windows_done_window_resumes_exactly(
+    demo_data: Path, tmp_path: Path, uninterrupted
+) -> None:
+    # Checkpoints written before Position.windows_done had its name store it as "window".
+    common = ("--objective", "all", "--batch-size", EPOCH_BATCH, "--max-steps", "14")
+    common += ("--epochs", "100", "--ckpt-every-steps", "4")
+    straight = uninterrupted(*common)
+    stopped = tmp_path / "stopped"
+    assert train_here(demo_data, stopped, *common, stop=StopAt(7)) == EXIT_STOPPED
+    state = checkpoint.load(checkpoint.step_dir(stopped, 7))
+    state["position"]["window"] = state["position"].pop("windows_done")
+    assert state["position"]["window"] > 0  # the premise: a stop inside the epoch
+    old = tmp_path / "old"
+    checkpoint.save(old, 7, state)
+
+    assert train_here(demo_data, old, *common) == 0
+    assert_same_params(straight, old)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,14 +293,14 @@ def test_resume_skips_a_corrupt_checkpoint(
 ) -> None:
     run = tmp_path / "run"
     assert train_here(demo_data, run, "--max-steps", "6", "--ckpt-every-steps", "3") == 0
-    newest = checkpoint.complete(run)[0]
+    newest = checkpoint.marked_checkpoints(run)[0]
     with open(newest / checkpoint.STATE_FILE, "r+b") as f:
         f.seek(100)
         f.write(b"garbage")
     capsys.readouterr()
     assert train_here(demo_data, run, "--max-steps", "8", "--ckpt-every-steps", "3") == 0
     out, err = capsys.readouterr()
-    assert "skipping checkpoint" in err and "corrupt" in err
+    assert re.search(f"^{STAMP}warning: skipping checkpoint .*corrupt", err, re.M), err
     assert "resuming at step 3" in out
 
 
@@ -302,7 +326,7 @@ def test_refuses_checkpoint_of_another_model_or_vocabulary(
 ) -> None:
     run = tmp_path / "run"
     assert train_here(demo_data, run, "--max-steps", "2") == 0
-    before = {p.name for p in checkpoint.complete(run)}
+    before = {p.name for p in checkpoint.marked_checkpoints(run)}
     argv = ["--data", str(demo_data), "--run", str(run), *SMALL, "--max-steps", "4"]
     capsys.readouterr()
 
@@ -316,7 +340,7 @@ def test_refuses_checkpoint_of_another_model_or_vocabulary(
     assert run_preprocess(corpus, "--out", other_vocab, "--min-count", "3").returncode == 0
     assert main(["--data", str(other_vocab), *argv[2:]]) == 2
     assert "another vocabulary" in capsys.readouterr().err
-    assert {p.name for p in checkpoint.complete(run)} == before
+    assert {p.name for p in checkpoint.marked_checkpoints(run)} == before
 
 
 def test_resume_never_refuses_a_run_with_checkpoints_and_starts_a_new_one(
@@ -378,7 +402,7 @@ def test_writes_metrics_plot_and_config(trained_run: Path, demo_data: Path) -> N
     assert (trained_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((trained_run / "config.json").read_text())
     assert saved["model"]["hidden"] == 32 and saved["lr"] == 0.01
-    state = checkpoint.load(checkpoint.resolve(trained_run))
+    state = checkpoint.load_given(trained_run)[1]
     assert state["config"] == saved and state["position"]["epoch"] == 2
 
 
@@ -387,6 +411,58 @@ def test_training_lowers_the_validation_loss(trained_run: Path, demo_data: Path)
     n_words = len(json.loads((demo_data / "vocab.json").read_text())["decoding"])
     # Guessing uniformly scores log(n_words); a model that learned something is well below.
     assert len(val) == 2 and val[1] < val[0] < math.log(n_words) - 1.0
+
+
+def board_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Each TensorBoard tag of the run's event files, as TensorBoard reads them (purges done)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run / metrics.TENSORBOARD_DIR))
+    board.Reload()
+    return {t: [(e.step, e.value) for e in board.Scalars(t)] for t in board.Tags()["scalars"]}
+
+
+def test_tensorboard_shows_each_step_once_with_the_values_of_metrics_jsonl(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    if importlib.util.find_spec("tensorboard") is None:
+        unavailable("no tensorboard (pip install -e .[tensorboard])")
+    run = tmp_path / "run"
+    flags = ("--tensorboard", "--val-every-steps", "3")
+    flags += ("--schedule", "constant", "--ckpt-every-steps", "100")
+    assert train_here(demo_data, run, *flags, stop=StopAt(4)) == EXIT_STOPPED
+    # Steps 7 to 9 logged, then killed before the checkpoint of step 9: they are done again.
+    assert train_here(demo_data, run, *flags, "--max-steps", "9") == 0
+    shutil.rmtree(checkpoint.step_dir(run, 9))
+    assert train_here(demo_data, run, *flags, "--max-steps", "12") == 0
+
+    board = board_scalars(run)
+    for key, tag in metrics.BOARD_TAGS.items():
+        # Validation at step 9 and 12 twice (--val-every-steps and the end): the same values.
+        logged = {r["step"]: r[key] for r in records(run) if key in r}
+        if not logged:
+            continue
+        steps = [step for step, _ in board[tag]]
+        assert steps == sorted(logged), (tag, steps)
+        assert dict(board[tag]) == pytest.approx(logged, rel=1e-6), tag
+    assert [step for step, _ in board["train/loss"]] == list(range(1, 13))
+    assert [step for step, _ in board["val/loss"]] == [3, 6, 9, 12]
+
+
+def test_tensorboard_asked_for_and_missing_is_one_error_line(
+    demo_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    run = tmp_path / "run"
+    argv = ["--data", str(demo_data), "--run", str(run), *SMALL, "--tensorboard"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --tensorboard") and err.count("\n") == 1, err
+    assert "pip install -e .[tensorboard]" in err
+    assert not run.exists() or not any(run.iterdir())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,8 +496,8 @@ def test_batch_size_zero_takes_the_devices_batch_and_an_explicit_one_stays(
     # A real CPU run with batch 0 trains on AUTO_BATCH["cpu"] windows a step.
     run = tmp_path / "run"
     assert train_here(demo_data, run, "--batch-size", "0", "--max-steps", "2") == 0
-    state = checkpoint.load(checkpoint.resolve(run))
-    assert state["position"]["window"] == 2 * AUTO_BATCH["cpu"]
+    state = checkpoint.load_given(run)[1]
+    assert state["position"]["windows_done"] == 2 * AUTO_BATCH["cpu"]
     assert json.loads((run / "config.json").read_text())["batch_size"] == AUTO_BATCH["cpu"]
 
 
@@ -451,10 +527,24 @@ def test_each_start_keeps_its_settings_and_config_json_is_the_latest(
     assert json.loads((run / "config.json").read_text()) == starts[-1]["config"]
 
 
+def test_every_line_a_run_prints_starts_with_the_time(
+    demo_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ("--max-steps", "4", "--val-every-steps", "2", "--progress-every-s", "0")
+    assert train_here(demo_data, tmp_path / "run", *flags, "--log-every", "2") == 0
+    assert train_here(demo_data, tmp_path / "run", *flags, "--lr", "0.001") == 0  # a note
+    lines = capsys.readouterr().out.splitlines()
+    # The settings' JSON goes on below its stamped "config: {" line, indented, to its "}".
+    unstamped = [ln for ln in lines if not re.match(STAMP, ln) and not ln.startswith((" ", "}"))]
+    assert unstamped == [], unstamped
+    for start in ("config: {", "data: ", "validation at step 2", "done: 4 steps", "note: resuming"):
+        assert any(re.match(STAMP + re.escape(start), ln) for ln in lines), start
+
+
 def test_without_a_terminal_a_timestamped_progress_line_gives_the_eta(
     demo_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    line = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d step (\d+) epoch 0: loss [\d.]+ acc [\d.]+, \d+ windows/s, ETA epoch \d+:\d\d:\d\d, run \d+:\d\d:\d\d$"
+    line = rf"^{STAMP}step (\d+) epoch 0: loss [\d.]+ acc [\d.]+, \d+ windows/s, ETA epoch \d+:\d\d:\d\d, run \d+:\d\d:\d\d$"
     flags = ("--log-every", "2", "--max-steps", "6")
     assert train_here(demo_data, tmp_path / "every", *flags, "--progress-every-s", "0") == 0
     steps = [int(m.group(1)) for m in re.finditer(line, capsys.readouterr().out, re.M)]

@@ -22,7 +22,6 @@ from conftest import (
     clean_env,
     run_cmd,
     run_in_repo,
-    sacct_state,
     train_command,
     wait_until,
 )
@@ -51,7 +50,7 @@ def one_process(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     cmd = train_command(demo_data, run, *ARGS.split(), "--batch-size", str(8 * PER_RANK_BATCH))
     done = run_in_repo(cmd, timeout=240, env=clean_env(OMP_NUM_THREADS="1"))
     assert done.returncode == 0, done.stderr
-    return checkpoint.load(checkpoint.resolve(run))["model"]
+    return checkpoint.load_given(run)[1]["model"]
 
 
 def max_diff(a: dict, b: dict) -> float:
@@ -59,7 +58,7 @@ def max_diff(a: dict, b: dict) -> float:
 
 
 def assert_same_as_one_process(run: Path, reference: dict) -> None:
-    state = checkpoint.load(checkpoint.resolve(run))
+    state = checkpoint.load_given(run)[1]
     assert state["step"] == STEPS
     assert max_diff(state["model"], reference) < 1e-5
 
@@ -196,15 +195,14 @@ def world_job(
     tmp_path: Path,
     name: str,
     *sbatch_args: str,
-    timeout_s: int = 30,
     rendezvous: str = "",
     wrap: str = "",
     wait: bool = True,
-    exports: str = "",
 ) -> tuple[str, Path]:
     """An sbatch job whose srun step joins one process group with init_world and leaves."""
     (tmp_path / "world.py").write_text(WORLD_PY)
-    command = f"{sys.executable} {tmp_path / 'world.py'} {timeout_s} {rendezvous or '-'}"
+    # 30: init_world's timeout in seconds.
+    command = f"{sys.executable} {tmp_path / 'world.py'} 30 {rendezvous or '-'}"
     script = tmp_path / f"{name}.sh"
     script.write_text(f"#!/bin/bash\nsrun {wrap.format(command=command) if wrap else command}\n")
     out = tmp_path / f"{name}.out"
@@ -216,7 +214,7 @@ def world_job(
             *(["--wait"] if wait else []),
             "--time=2",
             f"--output={out}",
-            f"--export=ALL,PYTHONPATH={ROOT}{exports}",
+            f"--export=ALL,PYTHONPATH={ROOT}",
             *sbatch_args,
             str(script),
             timeout=600,
@@ -271,32 +269,31 @@ def test_jobs_sharing_nodes_and_a_master_port_from_the_shell_do_not_collide(
     assert list((tmp_path / "shared").iterdir()) == []  # the rendezvous file is gone
 
 
-def test_a_busy_port_is_one_clear_error_and_ends_the_step(
-    tmp_path: Path, slurm_cluster: str
+def test_a_busy_port_is_one_clear_error_on_every_rank_of_the_step(
+    demo_data: Path, tmp_path: Path, slurm_cluster: str
 ) -> None:
-    with socket.socket() as busy:  # another program's server on the port
+    with socket.socket() as busy:  # another program's server on the port, on n1's address
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        # As the templates and hpc_rnn.submit launch: --kill-on-bad-exit ends the ranks that
-        # would wait for rank 0 (connected to the other server, they would wait for ever).
-        job, out = world_job(
-            tmp_path,
-            "busy",
-            "--nodes=2",
-            "--ntasks-per-node=1",
-            timeout_s=10,
-            exports=f",HPC_RNN_MASTER_PORT={port}",
-            wrap="--kill-on-bad-exit=1 {command}",
+        env = job_env(DATA=str(demo_data), RUN=str(tmp_path / "run"), HPC_RNN_MASTER_PORT=str(port))
+        script_args = (*ARGS.split(), "--batch-size", "2", "--dist-timeout-s", "600")
+        nodes = ["--nodes=2", "--ntasks-per-node=2", "--cpus-per-task=1", "--time=10"]
+        job = sbatch("train_lstm.sh", *nodes, cwd=tmp_path, env=env, script_args=script_args)
+        # Far less than --dist-timeout-s: rank 0's note in the run directory ends every rank.
+        assert wait_done(job, 180) == "FAILED"
+    log = job_log(tmp_path, job)
+    errors = sorted(line for line in log.splitlines() if line.startswith("error:"))
+    assert len(errors) == 4, log
+    assert errors[0].startswith(f"error: rank 0 could not join the process group at n1:{port} (")
+    assert "EADDRINUSE" in errors[0]
+    for rank, line in enumerate(errors[1:], 1):
+        assert line.startswith(
+            f"error: rank {rank} could not join the process group at n1:{port}: rank 0 could "
+            "not listen there ("
         )
-    assert sacct_state(job) == "FAILED"
-    text = out.read_text()
-    errors = [line for line in text.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and errors[0].startswith(
-        f"error: rank 0 could not join the process group at n1:{port} ("
-    ), text
-    assert "EADDRINUSE" in errors[0] and "set HPC_RNN_MASTER_PORT to a free one" in errors[0]
-    assert "TIME LIMIT" not in text and "Traceback" not in text
+    assert all("set HPC_RNN_MASTER_PORT to a free one" in line for line in errors)
+    assert "TIME LIMIT" not in log and "Traceback" not in log
 
 
 def test_a_master_that_nothing_resolves_is_one_error_within_seconds(slurm_cluster: str) -> None:

@@ -46,7 +46,7 @@ from hpc_rnn.bench.harness import (
     preprocessed,
 )
 from hpc_rnn.bench.report import markdown, plot, ratio_text
-from hpc_rnn.cli import Parser, UserError, command_parser, run_main
+from hpc_rnn.cli import Parser, UserError, command_parser, run_main, say
 from hpc_rnn.distributed import pick_device
 
 # In the order they run: input_pipeline reuses train_throughput's rate, time_to_quality its step
@@ -79,12 +79,12 @@ def run_bench(out: Path, names: list[str], device: str, sizes: Sizes, mode: str)
                 f"load average {before['load_average'][0]:.2f} at the start: other work shared the cores"
             )
         for name in names:
-            print(f"bench: {name} ...", flush=True)
+            say(f"bench: {name} ...")
             began = time.perf_counter()
             for figure in RUNNERS[name](ctx):
                 ctx.figures[figure.name] = figure
-                print(f"bench: {figure.name}: {ratio_text(figure)}", flush=True)
-            print(f"bench: {name} took {time.perf_counter() - began:.0f} s", flush=True)
+                say(f"bench: {figure.name}: {ratio_text(figure)}")
+            say(f"bench: {name} took {time.perf_counter() - began:.0f} s")
     report = {
         "mode": mode,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from hpc_rnn.bench.harness import Context, Figure, isolated, measure
-from hpc_rnn.config import ModelConfig
+from hpc_rnn.config import ModelConfig, Sampling
 from hpc_rnn.distributed import pick_device
 from hpc_rnn.generate import generate
 from hpc_rnn.model import RecurrentLM
@@ -27,9 +27,8 @@ def generation_rate(
     model = RecurrentLM(vocab.n_words, ModelConfig()).to(dev)
 
     def recipes() -> float:
-        done = generate(
-            model, vocab, n=batch, context=context, max_words=max_words, batch=batch, device=dev
-        )
+        sampling = Sampling(context=context, max_words=max_words, batch=batch)
+        done = generate(model, vocab, sampling, n=batch)
         return sum(len(r) for r in done)
 
     return {"stats": measure(recipes, repeats=repeats, device=dev)}

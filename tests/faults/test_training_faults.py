@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def wait_for_step(proc: subprocess.Popen[str], run: Path, step: int, timeout: fl
 
 
 def steps_on_disk(run: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in checkpoint.complete(run))
+    return sorted(int(p.name.split("-")[1]) for p in checkpoint.marked_checkpoints(run))
 
 
 def loadable_steps(run: Path) -> list[int]:
@@ -210,7 +211,7 @@ def test_settings_changed_on_resume_apply_or_are_refused(demo_data: Path, tmp_pa
     changed = run_train(demo_data, run, "--max-steps", "6", "--weight-decay", "0.5")
     assert changed.returncode == 0, changed.stderr
     assert "--weight-decay 0.0 -> 0.5" in changed.stdout
-    state = checkpoint.load(checkpoint.resolve(run))
+    state = checkpoint.load_given(run)[1]
     assert state["optimizer"]["param_groups"][0]["weight_decay"] == 0.5
     assert state["config"]["weight_decay"] == 0.5
 
@@ -309,14 +310,63 @@ def test_a_stop_without_scontrol_warns_and_keeps_the_checkpoint(demo_data: Path,
     assert loadable_steps(run)
 
 
-def test_a_busy_rendezvous_port_is_one_error_line(demo_data: Path, tmp_path: Path):
+def torchrun_rank(rank: int, port: int) -> dict[str, str]:
+    """What torchrun sets for rank `rank` of 2 that meet at 127.0.0.1:`port`."""
+    return {
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+
+
+def srun_rank(rank: int, port: int) -> dict[str, str]:
+    """What srun sets for task `rank` of a 2-task step, with the port asked for on purpose."""
+    return {
+        "SLURM_JOB_ID": "4243",
+        "SLURM_STEP_ID": "0",
+        "SLURM_PROCID": str(rank),
+        "SLURM_LOCALID": str(rank),
+        "SLURM_STEP_NUM_TASKS": "2",
+        "SLURM_STEP_NODELIST": "127.0.0.1",
+        "HPC_RNN_MASTER_PORT": str(port),
+    }
+
+
+@pytest.mark.parametrize(
+    ("launcher", "variable"), [(torchrun_rank, "MASTER_PORT"), (srun_rank, "HPC_RNN_MASTER_PORT")]
+)
+def test_a_busy_rendezvous_port_is_one_error_line_on_every_rank(
+    demo_data: Path,
+    tmp_path: Path,
+    launcher: Callable[[int, int], dict[str, str]],
+    variable: str,
+):
+    run = tmp_path / "run"
     with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))  # a foreign listener on the port
+        busy.bind(("127.0.0.1", 0))  # a foreign listener: rank 1 connects to it, no one answers
         busy.listen()
         port = busy.getsockname()[1]
-        env = clean_env(RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        proc = run_train(demo_data, tmp_path / "run", "--max-steps", "2", env=env, timeout=120)
-    assert str(port) in one_error_line(proc) and "MASTER_PORT" in proc.stderr
+        ranks = [
+            start_train(demo_data, run, "--max-steps", "2", env=clean_env(**launcher(r, port)))
+            for r in range(2)
+        ]
+        try:
+            done = [ranks[0].communicate(timeout=120)]
+            # Within seconds of rank 0, not after --dist-timeout-s (600 s): rank 0's note ends it.
+            done.append(ranks[1].communicate(timeout=20))
+        finally:
+            for proc in ranks:
+                proc.kill()
+    for rank, (proc, (out, err)) in enumerate(zip(ranks, done, strict=True)):
+        line = one_error_line(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        assert line.startswith(
+            f"error: rank {rank} could not join the process group at 127.0.0.1:{port}"
+        )
+        assert "EADDRINUSE" in line and f"set {variable} to a free one" in line
+    assert "rank 0 could not listen there" in done[1][1]
+    assert not (run / checkpoint.CHECKPOINTS).exists()
 
 
 def test_full_disk_while_checkpointing_keeps_the_last_checkpoint(demo_data: Path, tmp_path: Path):
