@@ -62,6 +62,11 @@ class ModelConfig:
     hidden: int = opt(256, "units per recurrent layer")
     layers: int = opt(1, "stacked recurrent layers")
     dropout: float = opt(0.0, "dropout between stacked layers and before the output layer")
+    copy: bool = opt(
+        False,
+        "add a learned, context-dependent bias to the words already read in this recipe (a "
+        "neural cache, Grave et al. 2017), so that directions can name their own ingredients",
+    )
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -273,6 +278,11 @@ def from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
     return cls(**values)
 
 
+# A recipe the model writes stops here at the latest: ten times the longest of the dev corpus
+# (1,017 words), so that no --max-words makes generation run unbounded.
+MAX_WORDS = 10_000
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How a model writes: the settings generate.generate and generate.complete take, checked
@@ -286,7 +296,9 @@ class Sampling:
     temperature: float = opt(0.8, "sampling temperature; 0 always takes the most likely word")
     top_k: int = opt(0, "sample among the k most likely words only (0: all)")
     top_p: float = opt(1.0, "sample among the most likely words that make up this probability")
-    max_words: int = opt(600, "words written after the seed, at most, per recipe")
+    max_words: int = opt(
+        600, f"words written after the seed, at most, per recipe (up to {MAX_WORDS})"
+    )
     batch: int = opt(32, "recipes generated at once")
     seed: int = opt(0, "sampling seed")
 
@@ -303,6 +315,11 @@ class Sampling:
         for name in ("max_words", "batch"):
             if getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
+        if self.max_words > MAX_WORDS:
+            raise UserError(
+                f"--max-words must be at most {MAX_WORDS}, got {self.max_words}: real recipes "
+                "run to about 1,000 words, and a longer one has lost its way"
+            )
 
 
 def same_as(cls: type, name: str) -> Any:

@@ -3,16 +3,19 @@
     python -m hpc_rnn.generate --checkpoint RUN --n 20 --out DIR
 
 `--checkpoint` is a checkpoint step directory or a run directory (its newest complete
-checkpoint). Each recipe starts from MasterCook's header and a title (`--prompt`, or a random
-title word) and ends at the closing `- - - -` line, at the next header, or after `--max-words`.
+checkpoint). Each recipe starts as the archive the model learned starts its recipes
+(`layout.archive_of`: MasterCook's export line, or Meal-Master's header and `Title:`) and a title
+(`--prompt`, or a random title word), and ends at the archive's end line (MasterCook's closing
+`- - - -`, Meal-Master's `MMMMM`), at the next header, or after `--max-words`.
 Recipes go to DIR/recipe-0001.txt ... with one line per recipe in DIR/manifest.jsonl.
 
 Two ways to give the model its context: `window`, the lecture's, re-reads the last `window`
 words from a zero state for every new word; `carry` reads the seed once and then one word per
 step, carrying the recurrent state (constant work per word, and a context not cut at `window`).
 
-Ask for a recipe: a title and an ingredient list, laid out as the archive lays out a recipe
-(`hpc_rnn.prompt`), and the model writes the directions and the yield line:
+Ask for a recipe: a title and an ingredient list, laid out as the archive the model learned
+lays out a recipe (`hpc_rnn.prompt`), and the model writes the directions (and MasterCook's
+yield line):
 
     python -m hpc_rnn.generate --checkpoint RUN --title "Lemon Chicken" \\
         --ingredient "1 pound chicken breasts -- skinned" --ingredient "2 lemons" --out DIR
@@ -22,9 +25,9 @@ Ask for a recipe: a title and an ingredient list, laid out as the archive lays o
 `--complete` keeps the title and ingredient list of every recipe of a MasterCook or Meal-Master
 file and writes new directions for each. Words the vocabulary lacks are named, never dropped:
 by default they are an error (`--unknown unk` reads them as `<unk>` where the vocabulary has
-it). Files are written in the archive's layout (`hpc_rnn.layout`); `--layout tokens` writes the
-token text without header and end line. manifest.jsonl marks a recipe that reached
-`--max-words` before its end line `"finished": false`.
+it). Files are written in the layout of the archive the model learned (`hpc_rnn.layout`);
+`--layout tokens` writes the token text without header and end line. manifest.jsonl marks a
+recipe that reached `--max-words` before its end line `"finished": false`.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from hpc_rnn import atomic, checkpoint, config, layout, prompt, text
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig, Sampling
 from hpc_rnn.distributed import pick_device
-from hpc_rnn.model import RecurrentLM, State
+from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import Vocab, load_vocab
 
 CONTEXTS = config.choices(Sampling, "context")
@@ -119,13 +122,16 @@ def sample_next(
 
 
 def recipe_text(words: list[str]) -> str:
-    """Readable text of a generated recipe, without its header line and closing dash line."""
+    """Readable text of a generated recipe, without its header line and closing line (MasterCook's
+    or, after a Meal-Master header, Meal-Master's)."""
     lines = text.detokenize(words).split(text.NEWLINE)
-    if lines and tuple(text.tokenize(lines[0])) == _HEADER:
+    meal_master = bool(lines) and layout.is_meal_master_header(text.tokenize(lines[0]))
+    if lines and (tuple(text.tokenize(lines[0])) == _HEADER or meal_master):
         lines = lines[1:]
     while lines and not lines[-1].strip():
         lines.pop()
-    if lines and text.is_recipe_end(text.tokenize(lines[-1])):
+    last = text.tokenize(lines[-1]) if lines else []
+    if lines and (text.is_recipe_end(last) or (meal_master and layout.is_meal_master_end(last))):
         lines.pop()
     return text.NEWLINE.join(lines).strip(text.NEWLINE) + text.NEWLINE
 
@@ -165,8 +171,9 @@ def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[Recurre
 
 def run(cfg: GenerateConfig) -> str:
     """Generate and write the recipes of `cfg`; returns the summary line."""
-    # Mistakes in the recipes asked for are reported before the checkpoint is read, which can
-    # take a while (GenerateConfig has checked the flags).
+    # A missing title or ingredient list is reported before the checkpoint is read, which can
+    # take a while (GenerateConfig has checked the flags); the prompts' layout, length and words
+    # depend on the model's vocabulary.
     asked = _asked(cfg)
     out = Path(cfg.out)
     _check_out(out, cfg.overwrite)
@@ -192,14 +199,16 @@ def run(cfg: GenerateConfig) -> str:
         "vocab_hash": vocab.hash,
         "words_per_s": round(rate, 1),
     }
-    write_recipes(out, recipes, common, layout_name=cfg.layout, titles=titles)
+    archive = layout.archive_of(vocab.index)
+    write_recipes(out, recipes, common, layout_name=cfg.layout, titles=titles, archive=archive)
     unfinished = sum(not r.finished for r in recipes)
     note = f", {unfinished} cut off at --max-words {cfg.max_words}" if unfinished else ""
     return f"generated {len(recipes)} recipes, {words} words, {rate:.0f} words/s{note}, in {out}"
 
 
-def _asked(cfg: GenerateConfig) -> list[tuple[str, list[str]]] | None:
-    """(title, prompt words) of each recipe asked for, or None to write from nothing.
+def _asked(cfg: GenerateConfig) -> list[tuple[str, prompt.Recipe | prompt.Given]] | None:
+    """(title, recipe) of each recipe asked for, or None to write from nothing; their prompts
+    are laid out once the model's archive is known (`_known_prompts`).
 
     --title with --ingredient/--ingredients asks for --n versions of one recipe; --complete
     for one of each recipe of a file.
@@ -213,33 +222,43 @@ def _asked(cfg: GenerateConfig) -> list[tuple[str, list[str]]] | None:
     if given and cfg.prompt:
         raise UserError("--prompt and --title both give the title: use --title")
     if cfg.complete:
-        asked = [(g.title, g.words) for g in prompt.recipes_of(cfg.complete)]
-    elif given:
+        return [(g.title, g) for g in prompt.recipes_of(cfg.complete)]
+    if given:
         rows = tuple(prompt.ingredient_row(line) for line in cfg.ingredient)
         if cfg.ingredients:
             rows += prompt.read_ingredients(cfg.ingredients)
         recipe = prompt.Recipe(cfg.title or "", rows, cfg.servings, cfg.categories)
-        asked = [(recipe.title.strip(), prompt.prompt_words(recipe))] * cfg.n
-    else:
-        return None
-    for title, words in asked:
+        prompt.check_recipe(recipe)
+        return [(recipe.title.strip(), recipe)] * cfg.n
+    return None
+
+
+def _known_prompts(
+    asked: list[tuple[str, prompt.Recipe | prompt.Given]], vocab: Vocab, cfg: GenerateConfig
+) -> list[list[str]]:
+    """The prompts in the layout of the model's archive, every word one of its vocabulary."""
+    archive = prompt.archive_for(vocab)
+    laid_out: dict[int, list[str]] = {}  # --n copies of one recipe are laid out once
+    prompts = []
+    for title, recipe in asked:
+        if id(recipe) not in laid_out:
+            laid_out[id(recipe)] = (
+                recipe.words_in(archive)
+                if isinstance(recipe, prompt.Given)
+                else prompt.prompt_words(recipe, archive)
+            )
+        words = laid_out[id(recipe)]
         if len(words) > cfg.max_words:
             raise UserError(
                 f"the title and ingredient list of {title!r} are {len(words)} words, more than "
                 f"--max-words {cfg.max_words}, the longest recipe the model may write: shorten "
                 "the list or raise --max-words"
             )
-    return asked
-
-
-def _known_prompts(
-    asked: list[tuple[str, list[str]]], vocab: Vocab, cfg: GenerateConfig
-) -> list[list[str]]:
-    prompt.mastercook_vocabulary(vocab)
+        prompts.append(words)
     what = f"the recipes of {cfg.complete}" if cfg.complete else "the title and ingredient list"
     # One check over all prompts, so that the error names every unknown word at once.
-    prompt.known_words([w for _, words in asked for w in words], vocab, cfg.unknown, what)
-    return [prompt.known_words(words, vocab, cfg.unknown, what) for _, words in asked]
+    prompt.known_words([w for words in prompts for w in words], vocab, cfg.unknown, what)
+    return [prompt.known_words(words, vocab, cfg.unknown, what) for words in prompts]
 
 
 def write_recipes(
@@ -249,8 +268,12 @@ def write_recipes(
     *,
     layout_name: str = "archive",
     titles: list[str] | None = None,
+    archive: layout.Archive | None = None,
 ) -> None:
     """recipe-NNNN.txt per recipe and manifest.jsonl, each file written whole or not at all.
+
+    `layout_name` "archive" writes each recipe in `archive`'s layout (`layout.render`;
+    MasterCook's when None), "tokens" its token text (`recipe_text`).
 
     Recipe files of an earlier run beyond the new ones are removed last, so the directory ends
     up holding exactly what the manifest lists.
@@ -262,7 +285,9 @@ def write_recipes(
     for i, recipe in enumerate(recipes, start=1):
         name = f"recipe-{i:0{width}d}.txt"
         body = (
-            layout.render(recipe.words) if layout_name == "archive" else recipe_text(recipe.words)
+            layout.render(recipe.words, archive)
+            if layout_name == "archive"
+            else recipe_text(recipe.words)
         )
         atomic.write_text(out / name, body)
         written.add(name)
@@ -342,6 +367,7 @@ def _from_seeds(
         return 0 if sampling.context == "carry" else min(len(seeds[i]), vocab.window)
 
     model.eval()
+    archive = layout.archive_of(vocab.index)
     done: dict[int, Written] = {}
     with torch.inference_mode():
         for _, group in itertools.groupby(sorted(range(len(seeds)), key=key), key=key):
@@ -349,7 +375,7 @@ def _from_seeds(
             for start in range(0, len(rows), sampling.batch):
                 part = rows[start : start + sampling.batch]
                 written = _generate_batch(
-                    model, vocab, [seeds[i] for i in part], sampling, generator
+                    model, vocab, [seeds[i] for i in part], sampling, generator, archive
                 )
                 done.update(zip(part, written, strict=True))
     return [done[i] for i in range(len(seeds))]
@@ -361,9 +387,10 @@ def _generate_batch(
     seeds: list[list[int]],
     sampling: Sampling,
     generator: torch.Generator,
+    archive: layout.Archive | None = None,
 ) -> list[Written]:
     """Recipes from `seeds`: word indices of any lengths in `carry` mode, of one window length
-    (min(len, window)) in `window` mode."""
+    (min(len, window)) in `window` mode; they end as `archive`'s recipes end (`_recipe_end`)."""
     device = model.output.weight.device
     n_seed = [len(s) for s in seeds]
     recipes = [vocab.decode(s) for s in seeds]
@@ -382,7 +409,7 @@ def _generate_batch(
         # Seeds of different lengths are read one by one; from then on one step serves them all.
         starts = [model(torch.tensor([s], device=device), last_only=True) for s in seeds]
         logits = torch.cat([lg for lg, _ in starts])
-        state = _cat([st for _, st in starts])
+        state = model.join_rows([st for _, st in starts])
     max_words = sampling.max_words
     for step in range(max_words):
         nxt = sample_next(
@@ -397,7 +424,7 @@ def _generate_batch(
             r = live[row]
             words = recipes[r]
             words.append(word)
-            end = _recipe_end(words, n_seed[r])
+            end = _recipe_end(words, n_seed[r], archive)
             if end is None:
                 keep.append(row)
             else:
@@ -410,7 +437,7 @@ def _generate_batch(
             rows = torch.tensor(keep, device=nxt.device)
             nxt, live = nxt[rows], [live[row] for row in keep]
             if history is None:
-                state = _select(state, rows)
+                state = model.select_rows(state, rows)
             else:
                 history = history[rows]
         if history is None:
@@ -421,47 +448,47 @@ def _generate_batch(
     return [Written(w, k, f) for w, k, f in zip(recipes, n_seed, finished, strict=True)]
 
 
-def _recipe_end(words: list[str], n_seed: int) -> int | None:
+def _recipe_end(words: list[str], n_seed: int, archive: layout.Archive | None = None) -> int | None:
     """The length a recipe keeps if its newest word ended it, else None: through a closing
-    '- - - -' line, or up to where the next recipe's header began."""
+    '- - - -' line, or up to where the next recipe's header began. A Meal-Master archive's
+    recipes also end through an `MMMMM` (or `-----`) line, and before a line that reads as a
+    Meal-Master header (`layout.is_meal_master_header`), whichever version it names."""
+    meal_master = archive is not None and archive.name == layout.MEAL_MASTER
     if words[-1] == text.NEWLINE:
-        # is_recipe_end only asks whether every word is a dash, so reading back to front is fine.
+        # The end lines ask only which words a line has, so reading back to front is fine.
         line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words[:-1])))
-        if text.is_recipe_end(line):
+        if text.is_recipe_end(line) or (meal_master and layout.is_meal_master_end(line)):
             return len(words)
     start = len(words) - len(_HEADER)
     if start >= n_seed and tuple(words[start:]) == _HEADER:
         return start
+    if meal_master and words[-1] in ("master", "mealmaster"):
+        line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words)))[::-1]
+        start = len(words) - len(line)
+        if start >= n_seed and layout.is_meal_master_header(line):
+            return start
     return None
-
-
-def _select(state: State, rows: torch.Tensor) -> State:
-    if isinstance(state, tuple):
-        return (state[0][:, rows], state[1][:, rows])
-    return state[:, rows]
-
-
-def _cat(states: list[State]) -> State:
-    """The states of single rows as one batch (the batch is dimension 1: [layers, B, hidden])."""
-    if isinstance(states[0], tuple):
-        return (torch.cat([s[0] for s in states], 1), torch.cat([s[1] for s in states], 1))
-    return torch.cat(states, 1)
 
 
 def _seeds(
     vocab: Vocab, prompt_ids: list[int], n: int, generator: torch.Generator
 ) -> list[list[int]]:
-    """Word indices of the `n` recipes' starts: MasterCook's header, then the prompt or a
-    random title word. Recipes in the corpus begin so, which is where the model has learned what
-    comes next. A vocabulary without the header gets the prompt alone, or the lecture's seed:
-    `window` random words."""
+    """Word indices of the `n` recipes' starts: the header line of the vocabulary's archive
+    (`layout.archive_of`), then the prompt or a random title word (after Meal-Master's
+    `Title:`). Recipes in the corpus begin so, which is where the model has learned what comes
+    next. A vocabulary of neither archive gets the prompt alone, or the lecture's seed: `window`
+    random words."""
     device = generator.device
-    header = [vocab.index[w] for w in (*_HEADER, text.NEWLINE, text.NEWLINE) if w in vocab.index]
-    if len(header) < len(_HEADER) + 2:
+    archive = layout.archive_of(vocab.index)
+    if archive is None:
         if prompt_ids:
             return [prompt_ids] * n
         shape = (n, vocab.window)
         return torch.randint(vocab.n_words, shape, generator=generator, device=device).tolist()
+    start = [*archive.header_words, text.NEWLINE, text.NEWLINE]
+    if archive.name == layout.MEAL_MASTER:
+        start += ["title", ":"]
+    header = [vocab.index[w] for w in start]
     if prompt_ids:
         return [header + prompt_ids] * n
     # Titles are words: drawing from all of the vocabulary would start many with "," or "\n".

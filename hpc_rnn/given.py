@@ -84,9 +84,9 @@ def score(
         given = given[:limit]
     if not given:
         raise UserError(f"{held} holds no recipe with an ingredient list and directions")
-    prompt.mastercook_vocabulary(vocab)
+    archive = prompt.archive_for(vocab)
     lexicon = quality.lexicon_from_corpus(reference)
-    prompts, unknown = _readable(given, vocab)
+    prompts, unknown = _readable([g.words_in(archive) for g in given], vocab)
     report: dict[str, Any] = {
         "checkpoint": str(step_dir),
         "held": held if held == VAL else str(held),
@@ -104,7 +104,9 @@ def score(
         report["other_recipe"] = None  # one recipe has no other recipe
     for name, setting in (("greedy", replace(sampling, temperature=0.0)), ("sampled", sampling)):
         written = generate.complete(model, vocab, prompts, setting)
-        directions = [quality.parse_recipe(layout.render(w.words)).directions for w in written]
+        directions = [
+            quality.parse_recipe(layout.render(w.words, archive)).directions for w in written
+        ]
         report[name] = {
             **_means([(g.names, d) for g, d in zip(given, directions, strict=True)], lexicon),
             "temperature": setting.temperature,
@@ -120,12 +122,12 @@ def _run_data(step_dir: Path) -> str:
     return state["config"]["data"]
 
 
-def _readable(given: list[prompt.Given], vocab: Vocab) -> tuple[list[list[str]], int]:
+def _readable(prompts: list[list[str]], vocab: Vocab) -> tuple[list[list[str]], int]:
     """The prompts in the vocabulary's words, and how many words it lacked."""
-    unknown = sum(w not in vocab.index for g in given for w in g.words)
+    unknown = sum(w not in vocab.index for words in prompts for w in words)
     if vocab.unk:
-        return [[w if w in vocab.index else UNK for w in g.words] for g in given], unknown
-    return [[w for w in g.words if w in vocab.index] for g in given], unknown
+        return [[w if w in vocab.index else UNK for w in words] for words in prompts], unknown
+    return [[w for w in words if w in vocab.index] for words in prompts], unknown
 
 
 def _means(pairs: list[tuple[list[str], str]], lexicon: quality.IngredientLexicon) -> dict:

@@ -1,13 +1,22 @@
-"""Token text to a recipe file in the layout of the archive the model learned (MasterCook export).
+"""Token text to a recipe file in the layout of the archive the model learned.
 
-The model writes lower-case tokens with the columns gone. `render` lays them out as the archive
-does: the export line, the title centred and in title case, the `Recipe By`, `Serving Size` and
-`Categories` lines with their labels padded, the Amount / Measure / Ingredient table in its
-aligned columns (amount in 8, measure in 12), `---SECTION---` rows indented under the
-ingredients, directions as sentences (capital after a full stop, hyphens and ranges closed up,
-quotes against their words), the `Yield:` line and the spaced-dash end line.
+`archive_of` says which archive a vocabulary learned, from its words: MasterCook's export
+layout when it holds the export line's words, else Meal-Master's when it holds its header
+line's words and the `Title:` field's, else none. `render` writes a recipe in that archive's
+layout (MasterCook's by default).
 
-The layout changes case and whitespace, never words: `text.tokenize(render(words)) == words`
+The model writes lower-case tokens with the columns gone. MasterCook's layout: the export line,
+the title centred and in title case, the `Recipe By`, `Serving Size` and `Categories` lines with
+their labels padded, the Amount / Measure / Ingredient table in its aligned columns (amount in
+8, measure in 12), `---SECTION---` rows indented under the ingredients, directions as sentences
+(capital after a full stop, hyphens and ranges closed up, quotes against their words), the
+`Yield:` line and the spaced-dash end line. Meal-Master's (`render_meal_master`): the header
+line, the `Title:`, `Categories:` and `Yield:` fields with their labels right-aligned, a blank
+line, the rows in their columns (amount in 1-7, the unit code in 9-10, the ingredient from 12),
+`MMMMM-----SAUCE-----` section lines, a blank line, the directions as sentences, indented two
+columns, and the end line `MMMMM`.
+
+Either layout changes case and whitespace, never words: `text.tokenize(render(words)) == words`
 for any tokens the tokenizer can give (checked by the tests on random token streams). Whitespace
 is only put where a space was, or dropped beside a punctuation mark, which is a token of its own
 whatever touches it; two dashes are never joined (they would read as one "--"), and a letter is
@@ -15,13 +24,16 @@ upper-cased only when lower-casing gives it back ("ß" stays as it is). `<unk>` 
 tokenizer gives: it is written as is and reads back as "<", "unk", ">".
 
 Lines are recognised by their words and their order, so text that does not follow the layout
-(a model early in training) is still written line for line, as sentences.
+(a model early in training) is still written line for line, as sentences. A line that
+`text.RECIPE_START` would read as a Meal-Master recipe's start is one whose words make a header
+(`is_meal_master_header`), and is written as one; generation stops before such a line.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
+from dataclasses import dataclass
 
 from hpc_rnn import text
 from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, SECTION_INDENT, TABLE_HEADER, TABLE_RULE
@@ -59,12 +71,66 @@ _SMALL_WORDS = frozenset(
 )
 
 
-def render(words: list[str]) -> str:
-    """The recipe file for a generated recipe's tokens (see the module docstring).
+# ---------------------------------------------------------------------------------------------
+# Which archive
+
+
+MASTERCOOK = "MasterCook"
+MEAL_MASTER = "Meal-Master"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """The archive layout a vocabulary was trained on: its name, first line and end line."""
+
+    name: str  # MASTERCOOK or MEAL_MASTER
+    header: str  # the line its recipes start with
+    end: str  # the line that closes a recipe
+
+    @property
+    def header_words(self) -> tuple[str, ...]:
+        return tuple(text.tokenize(self.header))
+
+
+MASTERCOOK_ARCHIVE = Archive(MASTERCOOK, EXPORT_LINE, END_LINE)
+# Meal-Master's header in its two forms ("MMMMM----- Recipe via ..." and "----- Recipe via ..."):
+# the words every version writes, and the fields its prompts and seeds start with.
+_MM_CORE = tuple(text.tokenize("----- Recipe via Meal-Master"))
+MEAL_MASTER_WORDS = (*_MM_CORE, "title", ":")
+_MM_VERSION = " (tm) v8.05"  # the version of most Meal-Master archives
+
+
+def archive_of(vocabulary: Container[str]) -> Archive | None:
+    """The archive whose layout `vocabulary` (its words) learned: MasterCook when it holds the
+    words of the export line; else Meal-Master when it holds the words of Meal-Master's header
+    line and `Title:` field; else None.
+
+    A Meal-Master header is the one of the vocabulary's words: "MMMMM" before the dashes, and
+    " (tm) v8.05" or " (tm)" after the name, each only where the vocabulary holds its words; the
+    end line is "MMMMM" where it holds that word, else "-----".
+    """
+    if all(w in vocabulary for w in (*EXPORT_WORDS, text.NEWLINE)):
+        return MASTERCOOK_ARCHIVE
+    if not all(w in vocabulary for w in (*MEAL_MASTER_WORDS, text.NEWLINE)):
+        return None
+    mmmmm = "mmmmm" in vocabulary
+    header = ("MMMMM" if mmmmm else "") + "----- Recipe via Meal-Master"
+    for version in (_MM_VERSION, " (tm)"):
+        if all(w in vocabulary for w in text.tokenize(version)):
+            header += version
+            break
+    return Archive(MEAL_MASTER, header, "MMMMM" if mmmmm else "-----")
+
+
+def render(words: list[str], archive: Archive | None = None) -> str:
+    """The recipe file for a generated recipe's tokens, in `archive`'s layout (MasterCook's
+    when None; see the module docstring).
 
     The text ends with a newline: one is added when the tokens do not end with one (a recipe
     cut off by --max-words), so that files can be concatenated into a corpus.
     """
+    if archive is not None and archive.name == MEAL_MASTER:
+        return render_meal_master(words)
     out = list(_render_lines(split_lines(words)))
     rendered = text.NEWLINE.join(out)
     return rendered if rendered.endswith(text.NEWLINE) else rendered + text.NEWLINE
@@ -200,6 +266,121 @@ def row_text(line: str) -> str:
         whole, frac = frac, ""
     amount = f"{whole:>4} {frac:<3}" if len(whole) <= 4 and len(frac) <= 3 else row.amount
     return f"{amount}  {row.measure:<12}  {ingredient}".rstrip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Meal-Master
+
+MM_LABEL_WIDTH = 11  # "      Title:", " Categories:": the label right-aligned, then ": "
+_MM_FIELDS = {
+    "title": "Title",
+    "categories": "Categories",
+    "yield": "Yield",
+    "servings": "Servings",
+}
+# The unit codes of the code column; any other word after the amount is the ingredient's.
+_CODE_LIST = (
+    "x t ts tb c pt qt ga oz lb fl ml cl dl l mg cg dg g kg cb sm md lg cn pk pn dr ds ct sl bn ea"
+)
+MM_UNIT_CODES = frozenset(_CODE_LIST.split())
+
+
+def render_meal_master(words: list[str]) -> str:
+    """A generated recipe's tokens in Meal-Master's layout (see the module docstring); the
+    same guarantees as `render`."""
+    rendered = text.NEWLINE.join(_meal_master_lines(split_lines(words)))
+    return rendered if rendered.endswith(text.NEWLINE) else rendered + text.NEWLINE
+
+
+def is_meal_master_end(words: list[str]) -> bool:
+    """True for the words of Meal-Master's end line: `MMMMM`, or `-----` (5 dashes or more)."""
+    return len(words) == 1 and (words[0] == "mmmmm" or (len(words[0]) >= 5 and _dashes(words[0])))
+
+
+def is_meal_master_header(words: list[str]) -> bool:
+    """True for the words of a line that `text.RECIPE_START` reads as a Meal-Master header: a
+    run of 5 dashes or more (after M's, "MMMMM-----"), then on the same line "Meal-Master"."""
+    start = 1 if words and _M_RUN.fullmatch(words[0]) else 0
+    if len(words) <= start or len(words[start]) < 5 or not _dashes(words[start]):
+        return False
+    rest = words[start + 1 :]
+    return any(rest[i : i + len(name)] == name for name in _MM_NAMES for i in range(len(rest)))
+
+
+_M_RUN = re.compile(r"m+")
+_MM_NAMES = (["meal", "-", "master"], ["meal", "master"], ["mealmaster"])
+
+
+def _meal_master_lines(lines: list[list[str]]) -> Iterator[str]:
+    """Each token line as Meal-Master writes it, in the order `prompt._meal_master` reads."""
+    part = "top"  # top (header, fields), rows, directions, end
+    for words in lines:
+        if not words:
+            if part == "rows":
+                part = "directions"  # the ingredient rows end at their first blank line
+            yield ""
+        elif is_meal_master_header(words):
+            part = "top"
+            yield _meal_master_header(words)
+        elif is_meal_master_end(words):
+            part = "end"
+            yield "MMMMM" if words[0] == "mmmmm" else words[0]
+        elif part == "top" and words[0] in _MM_FIELDS and words[1:2] == [":"]:
+            yield _meal_master_field(words)
+        elif part in ("top", "rows"):
+            part = "rows"  # the first line that is no field starts the rows
+            yield _meal_master_row(words)
+        else:
+            yield "  " + sentences(words)
+
+
+def _meal_master_header(words: list[str]) -> str:
+    # M's and dashes close up ("MMMMM-----"), the name written as the archive does.
+    start = 1 if _M_RUN.fullmatch(words[0]) else 0
+    rest = _space(words[start + 1 :]).replace("recipe via meal-master", "Recipe via Meal-Master")
+    return words[0].upper() * start + words[start] + (" " + rest if rest else "")
+
+
+def _meal_master_field(words: list[str]) -> str:
+    value = _space(words[2:])
+    if words[0] in ("title", "categories"):
+        value = title_case(value)
+    return meal_master_field(_MM_FIELDS[words[0]], value)
+
+
+def meal_master_field(label: str, value: str) -> str:
+    """'      Title: Lemon Chicken': the label right-aligned in 11 columns, then ': ' and value."""
+    return _join(label.rjust(MM_LABEL_WIDTH) + ":", value)
+
+
+def _meal_master_row(words: list[str]) -> str:
+    """A row in Meal-Master's columns, or a `MMMMM-----SAUCE-----` section line."""
+    start = 1 if words[:1] == ["mmmmm"] else 0
+    middle = words[start + 1 : -1]
+    if (
+        len(words) > start + 2
+        and _dashes(words[start])
+        and _dashes(words[-1])
+        and not (_dashes(middle[0]) or _dashes(middle[-1]))
+    ):
+        return "MMMMM" * start + words[start] + _upper(_space(middle)) + words[-1]
+    line = _space(words)
+    amount = parse_row(line).amount
+    rest = line[len(amount) :].lstrip(" ")
+    code, _, name = rest.partition(" ")
+    if code not in MM_UNIT_CODES:
+        code, name = "", rest
+    return meal_master_row(amount, code, name)
+
+
+def meal_master_row(amount: str, code: str, ingredient: str) -> str:
+    """A row in Meal-Master's columns: the amount right-aligned in 1-7, the unit code in 9-10,
+    the ingredient (its first letter capitalised) from 12; a longer amount or code is followed
+    by one space."""
+    ingredient = _upper_first(ingredient)
+    if len(amount) <= 7 and len(code) <= 2:
+        return f"{amount:>7} {code:<2} {ingredient}".rstrip()
+    return " ".join(p for p in (amount, code, ingredient) if p)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ transpose of `nn.LSTM(input_size=n_words).weight_ih_l0`) and gathers the rows of
 words; `recurrence.first_layer` runs that layer. Layers above it are `nn.LSTM`/`nn.GRU`. Gate
 order and equations are PyTorch's, so weights copied from `nn.LSTM`/`nn.GRU` give the same
 outputs; the softmax lives in the loss, the model returns logits.
+
+With `copy`, a reported variant beside the lecture's model, the words already read in the
+recipe get a learned bias (`hpc_rnn.cache`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import math
 import torch
 from torch import nn
 
+from hpc_rnn import cache
+from hpc_rnn.cache import ModelState
 from hpc_rnn.config import ModelConfig
 from hpc_rnn.recurrence import GATES, State, first_layer
 
@@ -45,6 +50,7 @@ class RecurrentLM(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(cfg.hidden, n_words)
+        self.copy_scale = nn.Linear(cfg.hidden, 1) if cfg.copy else None
         # The first layer's path: None picks by device; tests set True (fused) or False (loop).
         self._functional: bool | None = None
         self.reset_parameters()
@@ -65,10 +71,13 @@ class RecurrentLM(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def forward(
-        self, tokens: torch.Tensor, state: State | None = None, *, last_only: bool = False
-    ) -> tuple[torch.Tensor, State]:
+        self, tokens: torch.Tensor, state: ModelState | None = None, *, last_only: bool = False
+    ) -> tuple[torch.Tensor, ModelState]:
         """Logits [B, T, n_words] for tokens [B, T] (with `last_only`, [B, n_words] for the last
         position only), and the state after the last token, to carry into the next call."""
+        seen = None
+        if state is not None and self.copy_scale is not None:
+            state, seen = state
         if state is None:
             state = self.init_state(tokens.shape[0], tokens.device)
         lstm = self.cfg.cell == "lstm"
@@ -93,4 +102,15 @@ class RecurrentLM(nn.Module):
                 final = torch.cat([final, upper])
         if last_only:
             out = out[:, -1]
-        return self.output(self.dropout(out)), final
+        out = self.dropout(out)
+        logits = self.output(out)
+        if self.copy_scale is None:
+            return logits, final
+        logits = cache.add_bias(logits, self.copy_scale(out), tokens, seen)
+        return logits, (final, cache.words_read(tokens, seen, self.n_words))
+
+    def select_rows(self, state: ModelState, rows: torch.Tensor) -> ModelState:
+        return cache.select_rows(state, rows, self.copy_scale is not None)
+
+    def join_rows(self, states: list[ModelState]) -> ModelState:
+        return cache.join_rows(states, self.copy_scale is not None)

@@ -1,10 +1,14 @@
 """The prompt of a requested recipe: a title and an ingredient list laid out as the archive does.
 
-A model learns what follows what in its training recipes, so it is asked in exactly that form:
-the export line, the title, the `Recipe By`, `Serving Size` and `Categories` lines, the table
+A model learns what follows what in its training recipes, so it is asked in exactly that form,
+in the layout of the archive it learned (`archive_for`, from its vocabulary). MasterCook's: the
+export line, the title, the `Recipe By`, `Serving Size` and `Categories` lines, the table
 header and rule, one row per ingredient, and the blank line after the table, after which the
-archive's recipes go on with their directions. Tokens come from `text.tokenize`, the rule the
-training text was read with; the text a user sees is `layout.render` of the same tokens.
+archive's recipes go on with their directions. Meal-Master's: the header line, the `Title:`,
+`Categories:` and `Yield:` fields, a blank line, one row per ingredient in its columns with the
+measure as a unit code ("2 cups flour" -> "      2 c  Flour"), and the blank line after the
+rows. Tokens come from `text.tokenize`, the rule the training text was read with; the text a
+user sees is `layout.render` of the same tokens.
 
 Ingredients come as the archive writes its rows ("   1      pound         Chicken breasts --
 skinned") or as free text ("1 pound chicken breasts -- skinned", "2 tbsp butter"): whitespace
@@ -14,6 +18,7 @@ runs count as one, and abbreviated measures are written out as the archive does 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterable
@@ -129,15 +134,12 @@ def _above_one(amount: str) -> bool:
         return False
 
 
-def prompt_words(recipe: Recipe) -> list[str]:
-    """The prompt's tokens: the recipe as the archive lays it out, up to its directions."""
-    if not recipe.title.strip():
-        raise UserError("the title is empty: give --title 'Lemon Chicken'")
-    if not recipe.rows:
-        raise UserError(
-            f"the ingredient list of {recipe.title.strip()!r} is empty: give --ingredient "
-            "'2 lemons' (once per ingredient) or --ingredients FILE"
-        )
+def prompt_words(recipe: Recipe, archive: layout.Archive | None = None) -> list[str]:
+    """The prompt's tokens: the recipe as `archive` (MasterCook when None) lays it out, up to
+    its directions."""
+    check_recipe(recipe)
+    if archive is not None and archive.name == layout.MEAL_MASTER:
+        return _meal_master_words(recipe, archive)
     lines = [
         layout.EXPORT_LINE,
         "",
@@ -154,6 +156,80 @@ def prompt_words(recipe: Recipe) -> list[str]:
         "",  # the blank line after the table: what follows is the directions
     ]
     return text.tokenize(text.NEWLINE.join(lines))
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """UserError for a recipe asked for without a title or without ingredients."""
+    if not recipe.title.strip():
+        raise UserError("the title is empty: give --title 'Lemon Chicken'")
+    if not recipe.rows:
+        raise UserError(
+            f"the ingredient list of {recipe.title.strip()!r} is empty: give --ingredient "
+            "'2 lemons' (once per ingredient) or --ingredients FILE"
+        )
+
+
+def _meal_master_words(recipe: Recipe, archive: layout.Archive) -> list[str]:
+    sections = "MMMMM" if archive.end == "MMMMM" else ""  # before a section's dashes
+    servings = "serving" if recipe.servings == 1 else "servings"
+    lines = [
+        archive.header,
+        "",
+        layout.meal_master_field("Title", recipe.title.strip()),
+        layout.meal_master_field("Categories", recipe.categories),
+        layout.meal_master_field("Yield", f"{recipe.servings} {servings}"),
+        "",
+        *(meal_master_row(row, sections) for row in recipe.rows),
+        "",
+        "",  # the blank line after the rows: what follows is the directions
+    ]
+    return text.tokenize(text.NEWLINE.join(lines))
+
+
+# Meal-Master's unit codes of the measures (singular, as _SPELLED writes them). Measures without
+# a code (clove, jar, stick, fluid ounce) stay in the ingredient column, as Meal-Master has them.
+_CODES = {
+    "teaspoon": "ts",
+    "tablespoon": "tb",
+    "cup": "c",
+    "pound": "lb",
+    "ounce": "oz",
+    "pint": "pt",
+    "quart": "qt",
+    "gallon": "ga",
+    "package": "pk",
+    "can": "cn",
+    "each": "ea",
+    "small": "sm",
+    "medium": "md",
+    "large": "lg",
+    "pinch": "pn",
+    "dash": "ds",
+    "drop": "dr",
+    "slice": "sl",
+    "bunch": "bn",
+    "gram": "g",
+    "kilogram": "kg",
+    "milliliter": "ml",
+    "liter": "l",
+}
+_SECTION_ROW = re.compile(r"^\s*-{3,}(.*?)-{3,}\s*$")
+
+
+def meal_master_row(row: str, sections: str = "MMMMM") -> str:
+    """A MasterCook table row ("   1 1/2  cups          Flour -- sifted", or free text) as
+    Meal-Master's ("  1 1/2 c  Flour -- sifted"); a `---SAUCE---` row as `MMMMM-----SAUCE-----`
+    (`sections` is what goes before the dashes)."""
+    if m := _SECTION_ROW.match(row):
+        return f"{sections}-----{m.group(1).strip().upper()}-----"
+    parsed = quality.parse_row(row.lower())
+    ingredient, code = parsed.ingredient, ""
+    if parsed.measure:
+        singular = (_SPELLED.get(parsed.measure) or _forms(parsed.measure))[0]
+        code = _CODES.get(singular, "")
+        if not code:
+            ingredient = f"{parsed.measure} {ingredient}".strip()
+    return layout.meal_master_row(parsed.amount, code, ingredient)
 
 
 def known_words(words: list[str], vocab: Vocab, unknown: str, what: str) -> list[str]:
@@ -175,6 +251,28 @@ def known_words(words: list[str], vocab: Vocab, unknown: str, what: str) -> list
         )
     alternative = "or pass --unknown unk to read them as <unk>" if vocab.unk else "rephrase them"
     raise UserError(f"{head}: {alternative}")
+
+
+def archive_for(vocab: Vocab) -> layout.Archive:
+    """The archive whose layout prompts are written in for a model of `vocab`
+    (`layout.archive_of`); UserError when its vocabulary has neither layout's words."""
+    archive = layout.archive_of(vocab.index)
+    if archive == layout.MASTERCOOK_ARCHIVE:
+        mastercook_vocabulary(vocab)  # and its table's words
+    if archive is not None:
+        return archive
+    mastercook = set(layout.EXPORT_WORDS)
+    meal_master = set(layout.MEAL_MASTER_WORDS)
+    lacks = [
+        f"{name} ({', '.join(repr(w) for w in sorted(words) if w not in vocab.index)})"
+        for name, words in ((layout.MASTERCOOK, mastercook), (layout.MEAL_MASTER, meal_master))
+    ]
+    raise UserError(
+        "this model was trained on neither MasterCook nor Meal-Master recipes: its vocabulary "
+        f"lacks the words of both layouts, {lacks[0]} and {lacks[1]}; a title and ingredient "
+        "list are asked in the layout of the archive the model learned, so use a model of a "
+        "MasterCook or Meal-Master archive"
+    )
 
 
 def mastercook_vocabulary(vocab: Vocab) -> None:
@@ -207,10 +305,23 @@ def read_ingredients(path: str | os.PathLike) -> tuple[str, ...]:
 class Given:
     """A recipe of a file, as --complete and the scores use it."""
 
-    words: list[str]  # the prompt
+    words: list[str]  # the prompt in MasterCook's layout
     title: str
     names: list[str]  # the ingredient names of its list (quality.ParsedRecipe.names)
     directions: str  # its own directions, lower case
+    recipe: Recipe | None = None  # its title, rows, servings and categories
+    # A Meal-Master recipe's own words after its header line, up to its directions.
+    meal_master: tuple[str, ...] = ()
+
+    def words_in(self, archive: layout.Archive) -> list[str]:
+        """The prompt in `archive`'s layout: the recipe's own words where the file is in that
+        layout (a Meal-Master recipe with the archive's header line), else its title and rows
+        laid out so."""
+        if archive.name == layout.MASTERCOOK:
+            return self.words
+        if self.meal_master:
+            return [*archive.header_words, *self.meal_master]
+        return prompt_words(self.recipe or Recipe(self.title, ()), archive)
 
 
 def recipes_of(path: str | os.PathLike) -> list[Given]:
@@ -232,15 +343,39 @@ def givens(recipes: Iterable[str]) -> list[Given]:
     for i, recipe in enumerate(recipes, start=1):
         parsed = quality.parse_recipe(recipe)
         if parsed.has_header:
-            given.append(
-                Given(_mastercook_prompt(recipe), parsed.title, parsed.names, parsed.directions)
-            )
+            words = _mastercook_prompt(recipe)
+            asked = _mastercook_recipe(recipe, parsed.title)
+            given.append(Given(words, parsed.title, parsed.names, parsed.directions, asked))
             continue
-        asked, directions = _meal_master(recipe, i)
+        asked, directions, own = _meal_master(recipe, i)
         words = prompt_words(asked)
         names = quality.parse_recipe(layout.render(words)).names
-        given.append(Given(words, asked.title.lower(), names, directions))
+        given.append(Given(words, asked.title.lower(), names, directions, asked, own))
     return given
+
+
+_SERVINGS = re.compile(r"^\s*serving size\s*:\s*(\d+)", re.IGNORECASE)
+_CATEGORIES = re.compile(r"^\s*categories\s*:(.*)$", re.IGNORECASE)
+
+
+def _mastercook_recipe(recipe: str, title: str) -> Recipe:
+    """The title, rows, servings and categories of a MasterCook recipe, for a prompt in another
+    layout. Never raises: a row that is no ingredient is kept as written."""
+    lines = [line.rstrip() for line in text.normalize(recipe).split(text.NEWLINE)]
+    servings = next((int(m.group(1)) for x in lines if (m := _SERVINGS.match(x))), 1)
+    at = next((i for i, x in enumerate(lines) if _CATEGORIES.match(x)), None)
+    categories: list[str] = []
+    if at is not None:
+        # The first line after its label, then the lines under it up to the blank one; two
+        # categories share a line, apart by a run of spaces.
+        more = itertools.takewhile(str.strip, lines[at + 1 :])
+        for line in [lines[at].partition(":")[2], *more]:
+            categories += [c for c in re.split(r"\s{2,}", line.strip()) if c]
+    rule = next(
+        (i for i, x in enumerate(lines) if tuple(text.tokenize(x)) == layout.RULE_WORDS), -1
+    )
+    rows = tuple(itertools.takewhile(str.strip, lines[rule + 1 :])) if rule >= 0 else ()
+    return Recipe(title, rows, servings, ", ".join(categories))
 
 
 def _mastercook_prompt(recipe: str) -> list[str]:
@@ -262,8 +397,9 @@ _MM_END = re.compile(r"^\s*(?:M{5}|-{5})\s*$")
 _MM_SECTION = re.compile(r"^\s*(?:M{5})?-{3,}(.*?)-{3,}\s*$")
 
 
-def _meal_master(recipe: str, number: int) -> tuple[Recipe, str]:
-    """A Meal-Master recipe: its title, categories, servings and rows, and its directions.
+def _meal_master(recipe: str, number: int) -> tuple[Recipe, str, tuple[str, ...]]:
+    """A Meal-Master recipe: its title, categories, servings and rows, its directions, and its
+    own words after the header line up to the directions.
 
     The layout: the header line, the `Title:`, `Categories:` and `Yield:` (or `Servings:`)
     fields, a blank line, the ingredient rows (amount in columns 1-7, unit code in 9-10, the
@@ -298,4 +434,6 @@ def _meal_master(recipe: str, number: int) -> tuple[Recipe, str]:
         raise UserError(f"Meal-Master recipe {number} has no 'Title:' line")
     served = re.match(r"\d+", fields.get("servings") or fields.get("yield") or "")
     categories = ", ".join(c.strip() for c in fields.get("categories", "").split(","))
-    return Recipe(title, tuple(rows), int(served.group()) if served else 1, categories), directions
+    own = text.tokenize(text.NEWLINE + text.NEWLINE.join(lines[:i]) + text.NEWLINE * 2)
+    asked = Recipe(title, tuple(rows), int(served.group()) if served else 1, categories)
+    return asked, directions, tuple(own)

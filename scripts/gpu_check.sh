@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, as one script for a GPU machine (141 s on an H100): the
-# GPU-marked tests, the bench's training and generation figures on the GPU, and, given
-# HPC_RNN_DEV_CORPUS, the default configuration's windows/s at three batch sizes and its whole
-# 20-epoch training with held-out and recipe scores.
+# GPU-marked tests (a stop and resume on the GPU among them), the bench's training, peer and
+# generation figures on the GPU, and, given HPC_RNN_DEV_CORPUS, the default configuration's
+# windows/s at three batch sizes and its whole 20-epoch training with held-out and recipe scores.
 # Everything goes to one file: $OUT/gpu_check.txt when OUT is set, else runs/gpu_check.txt,
 # with the bench's bench.json, bench.md and bench.png beside it.
 #
@@ -40,12 +40,12 @@ sys.exit(not torch.cuda.is_available())"; then
     [ "${HPC_RNN_GPU_CHECK_QUICK:-0}" = 1 ] && size=(--tiny)
     if [ "$device" = cuda ] || [ ${#size[@]} -gt 0 ]; then
         # data_parallel needs 2 GPUs: not run here.
-        echo "== bench on $device: train_throughput, generation"
+        echo "== bench on $device: train_throughput, peer_throughput, generation"
         # The bench's cache and scratch go to a temporary directory; its three files beside this log.
         local work
         work=$(mktemp -d)
-        timeout 300 "$py" -m hpc_rnn.bench --device "$device" "${size[@]}" \
-            --only train_throughput,generation --out "$work" || status=1
+        timeout 420 "$py" -m hpc_rnn.bench --device "$device" "${size[@]}" \
+            --only train_throughput,peer_throughput,generation --out "$work" || status=1
         if [ -f "$work/bench.json" ]; then
             cp "$work/bench.json" "$work/bench.md" "$work/bench.png" "$out/"
             cat "$work/bench.json"

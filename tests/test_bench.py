@@ -17,6 +17,7 @@ from conftest import clean_env, run_in_repo
 from hpc_rnn.bench import harness
 from hpc_rnn.bench.harness import TINY, Figure, Stats
 from hpc_rnn.bench.report import markdown
+from hpc_rnn.vocab import load_vocab
 
 # ---------------------------------------------------------------------------------------------
 # harness: statistics, ratios, targets, timing
@@ -69,6 +70,48 @@ def test_measure_times_each_repeat_after_an_untimed_warm_up(
     stats = harness.measure(block, repeats=3, device=torch.device("cpu"))
     assert stats.samples == [50.0, 12.5, 100.0]
     assert stats.median == 50.0
+
+
+def test_alternate_reverses_the_order_every_other_round() -> None:
+    called = []
+
+    def side(name: str):
+        def measure_once() -> dict:
+            called.append(name)
+            return {"n": len(called)}
+
+        return measure_once
+
+    results = harness.alternate({"project": side("project"), "baseline": side("peer")}, 3)
+    assert called == ["project", "peer", "peer", "project", "project", "peer"]
+    assert results == {
+        "project": [{"n": 1}, {"n": 4}, {"n": 5}],
+        "baseline": [{"n": 2}, {"n": 3}, {"n": 6}],
+    }
+
+
+def test_pooled_joins_the_samples_of_the_rounds_and_keeps_the_highest_peak_rss() -> None:
+    rounds = [
+        {"stats": Stats.of([10.0, 30.0]), "peak_rss_mb": 500.0},
+        {"stats": Stats.of([20.0, 40.0, 50.0]), "peak_rss_mb": 620.0},
+    ]
+    stats, rss = harness.pooled(rounds)
+    assert stats.samples == [10.0, 30.0, 20.0, 40.0, 50.0]
+    assert (stats.median, stats.min, stats.max, rss) == (30.0, 10.0, 50.0, 620.0)
+
+
+def test_the_peers_loss_is_the_projects_objective_on_a_full_batch() -> None:
+    # The peer's plain mean over every position is the mean over windows of each window's
+    # mean, which objective "all" takes, when every window is whole.
+    from hpc_rnn.data import Batch
+    from hpc_rnn.train import objective_loss
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(4, 5, 7), torch.randint(0, 7, (4, 5))
+    batch = Batch(torch.zeros(4, 5, dtype=torch.long), targets, torch.ones(4), 4)
+    project, _ = objective_loss(logits, batch, 1, torch.device("cpu"))
+    peer = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    assert torch.allclose(project, peer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +247,32 @@ def test_cheap_figures_and_data_format(demo_corpus: Path, tmp_path: Path) -> Non
     assert [p.name for p in out.iterdir() if p.name.startswith("work-")] == []
 
 
+def test_peer_throughput_sets_the_default_step_against_the_users_network(
+    demo_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench"
+    done = bench(demo_corpus, out, "--only", "peer_throughput")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rounds = TINY.peer_rounds
+    (figure,) = check_report(out, {"peer_throughput": (rounds * REPEATS, rounds * REPEATS)})[
+        "figures"
+    ]
+    assert figure["target"] == 1.0 and figure["goal"] == "at_least"
+    assert set(figure["peak_rss_mb"]) == {"project", "baseline"}
+    # The default configuration's batch on a CPU (--batch-size 0), one ratio a round.
+    assert figure["extra"]["batch"] == 32
+    assert len(figure["extra"]["round_ratios"]) == rounds
+    # Worked out by hand for hidden 256 and vocabulary V: the project's first layer keeps a
+    # [V, 1024] input table, the peer a [V, 256] embedding and nn.LSTM's [1024, 256] input
+    # weight and second bias; both a [1024, 256] recurrent weight and a [V, 256] decoder.
+    (data,) = (out / "cache").glob("data-*")
+    n = load_vocab(data).n_words
+    assert figure["extra"]["parameters"] == {
+        "project": 1024 * n + 1024 + 1024 * 256 + 1024 + 256 * n + n,
+        "peer": 256 * n + 2 * 1024 * 256 + 2 * 1024 + 256 * n + n,
+    }
+
+
 def test_time_to_quality_stops_both_runs(demo_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     done = bench(demo_corpus, out, "--only", "time_to_quality")
@@ -241,8 +310,14 @@ def test_gpu_check_script_runs_without_a_gpu(demo_corpus: Path, tmp_path: Path) 
         assert "gpu_check: passed" not in text and "NOT a GPU check" in text
         assert "no CUDA device visible" in text
         assert "SKIPPED" in text  # pytest's -rs lines: the GPU tests and why they skipped
+    pooled = TINY.peer_rounds * REPEATS
     report = check_report(
-        tmp_path, {"train_throughput": (REPEATS, REPEATS), "generation": (REPEATS, REPEATS)}
+        tmp_path,
+        {
+            "train_throughput": (REPEATS, REPEATS),
+            "peer_throughput": (pooled, pooled),
+            "generation": (REPEATS, REPEATS),
+        },
     )
     # Each side ran in a process of its own, which reports its own peak RSS.
     for figure in report["figures"]:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_in_repo, snapshot
+from conftest import DEMO_RECIPES, DEMO_SEED, SMALL_TRAINING, run_in_repo, snapshot
+from test_layout import MM_HEADER, meal_master
 from torch import nn
 
-from hpc_rnn import checkpoint, config, text
+from hpc_rnn import checkpoint, config, layout, prompt, text
 from hpc_rnn import generate as gen
 from hpc_rnn.config import ModelConfig, Sampling, TrainConfig
-from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, TABLE_HEADER, TABLE_RULE
+from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, TABLE_HEADER, TABLE_RULE, generate_recipes
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.vocab import Vocab, build_vocab
 
@@ -166,6 +167,12 @@ class _Scripted(nn.Module):
             logits[b, script[min(pos, len(script) - 1)]] = 1.0
         return logits, state
 
+    def select_rows(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return state[:, rows]
+
+    def join_rows(self, states: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(states, 1)
+
 
 def test_each_recipe_stops_on_its_own() -> None:
     vocab = _vocab()
@@ -259,6 +266,7 @@ def test_prompt_without_known_words_is_refused() -> None:
         ({"top_k": -1}, "--top-k must be 0 (off) or a positive number"),
         ({"top_p": 0.0}, "--top-p must be in (0, 1]"),
         ({"max_words": 0}, "--max-words must be at least 1"),
+        ({"max_words": 1_000_000_000}, "--max-words must be at most 10000"),
         ({"batch": 0}, "--batch must be at least 1"),
     ],
 )
@@ -514,3 +522,106 @@ def test_a_recipe_cut_off_at_max_words_is_marked_unfinished() -> None:
     written = gen.complete(_Scripted(vocab, scripts), vocab, prompts, sampling)
     assert [w.finished for w in written] == [True, False]
     assert [len(w.words) - w.seed_words for w in written] == [10, 12]
+
+
+# ---------------------------------------------------------------------------------------------
+# A model of a Meal-Master archive: seeds, prompts, ends and files in Meal-Master's layout
+
+DEMO_MM = meal_master(DEMO)
+MM_SEED = text.tokenize(MM_HEADER + "\n\n      Title: ")
+MM_ARCHIVE = layout.Archive(layout.MEAL_MASTER, MM_HEADER, "MMMMM")
+
+
+def _mm_vocab() -> Vocab:
+    return build_vocab(Counter(text.tokenize(DEMO_MM)), window=50, min_count=1, unk=False)
+
+
+def test_a_meal_master_vocabulary_starts_recipes_with_its_header_and_title_field() -> None:
+    vocab = _mm_vocab()
+    assert layout.archive_of(vocab.index).name == layout.MEAL_MASTER
+    model = _model(vocab)
+    for context in gen.CONTEXTS:
+        prompted = _generate(model, vocab, context=context, prompt="chocolate cake")
+        assert all(r[: len(MM_SEED) + 2] == [*MM_SEED, "chocolate", "cake"] for r in prompted)
+        unprompted = _generate(model, vocab, context=context)
+        assert all(r[: len(MM_SEED)] == MM_SEED and r[len(MM_SEED)].isalpha() for r in unprompted)
+    body = gen.recipe_text(text.tokenize(DEMO_MM))
+    assert body.startswith("title: chocolate cake\n") and body.endswith("30 minutes.\n")
+
+
+def test_a_meal_master_recipe_stops_at_its_end_line_or_before_the_next_header() -> None:
+    vocab = _mm_vocab()
+    scripts = [
+        "flour\nmmmmm\nsugar sugar",  # the end line ends it and is kept
+        "eggs\nmmmmm ----- recipe via meal - master\ncake",  # the next header ends it, and goes
+        "mmmmm ----- cocoa -----\nflour\n- - - - -\n",  # a section line is no end line
+    ]
+    sampling = Sampling(temperature=0, max_words=20, batch=3)
+    recipes = gen.generate(_Scripted(vocab, scripts), vocab, sampling, n=3, prompt="cake")
+    seed = [*MM_SEED, "cake"]
+    after = [r[len(seed) :] for r in recipes]
+    assert after[0] == text.tokenize("flour\nmmmmm\n")
+    assert after[1] == text.tokenize("eggs\n")
+    assert after[2] == text.tokenize("mmmmm ----- cocoa -----\nflour\n- - - - -\n")
+
+
+def test_a_model_of_a_meal_master_archive_writes_meal_master_recipes(
+    tmp_path: Path, run_preprocess
+) -> None:
+    from hpc_rnn.train import StopFlag, parse_config, train
+
+    # The demo corpus as a Meal-Master archive writes it, preprocessed and trained on briefly.
+    corpus = tmp_path / "meal_master.txt"
+    corpus.write_text("".join(map(meal_master, generate_recipes(DEMO_RECIPES, DEMO_SEED))))
+    data, run = tmp_path / "data", tmp_path / "run"
+    proc = run_preprocess(corpus, "--out", data)
+    assert proc.returncode == 0 and f"preprocessed {DEMO_RECIPES} recipes" in proc.stdout
+    flags = [*SMALL_TRAINING, "--batch-size", "32", "--max-steps", "8", "--lr", "0.01"]
+    assert train(parse_config(["--data", str(data), "--run", str(run), *flags]), StopFlag("")) == 0
+
+    asked, free = tmp_path / "asked", tmp_path / "free"
+    request = ["--title", "Beef Casserole", "--categories", "Beef", "--servings", "4",
+               "--ingredient", "1 pound ground beef", "--ingredient", "2 cups celery -- chopped",
+               "--ingredient", "1/2 cup sour cream", "--n", "3"]  # fmt: skip
+    assert _ask(run, asked, *request, "--max-words", "200") == 0
+    assert _ask(run, free, "--n", "4", "--max-words", "200") == 0
+    head = "\n".join(
+        [
+            MM_HEADER,
+            "",
+            "      Title: Beef Casserole",
+            " Categories: Beef",
+            "      Yield: 4 servings",
+            "",
+            "      1 lb Ground beef",
+            "      2 c  Celery -- chopped",
+            "    1/2 c  Sour cream",
+            "",
+            "",
+        ]
+    )
+    files = sorted(asked.glob("recipe-*.txt")) + sorted(free.glob("recipe-*.txt"))
+    assert len(files) == 7
+    for path in files:
+        body = path.read_text()
+        assert body.startswith(MM_HEADER + "\n"), body
+        assert body.startswith(head) or path.parent == free
+        assert layout.render(text.tokenize(body), MM_ARCHIVE) == body
+    # Read back as a corpus: one recipe per file, the asked ones with their title and list.
+    written = tmp_path / "written.txt"
+    written.write_text("".join(p.read_text() for p in files))
+    assert len(list(text.iter_recipes(written))) == len(files)
+    written.write_text("".join(p.read_text() for p in files[:3]))
+    for g in prompt.recipes_of(written):
+        assert g.title == "beef casserole" and g.names == ["ground beef", "celery", "sour cream"]
+    # --complete: a Meal-Master recipe's own words up to its directions, a MasterCook one's
+    # title and list laid out as Meal-Master's.
+    recipe = next(generate_recipes(1, DEMO_SEED))
+    converted = meal_master(recipe)
+    rows = converted.index("\n\n", converted.index("Yield:")) + 2
+    own = converted[: converted.index("\n\n", rows) + 2]  # up to the directions
+    held = tmp_path / "held.txt"
+    held.write_text(converted + recipe)
+    assert _ask(run, tmp_path / "completed", "--complete", str(held), "--max-words", "100") == 0
+    for name in ("recipe-0001.txt", "recipe-0002.txt"):
+        assert (tmp_path / "completed" / name).read_text().startswith(own)

@@ -1,21 +1,24 @@
 """What only a CUDA device can check: the cuDNN path of the model against its loop, the
-project's training step under bf16 autocast, and an NCCL all-reduce between two processes.
+project's training step under bf16 autocast, a run stopped and resumed on the GPU, and an NCCL
+all-reduce between two processes (on one GPU the skip says that NCCL refuses two ranks).
 Skipped without CUDA; scripts/gpu_check.sh runs them."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import finish, start_ranks
+from test_train import StopAt, final_params, steps_logged, steps_on_disk, train_here
 
 from hpc_rnn.config import ModelConfig, TrainConfig
 from hpc_rnn.data import Batch
 from hpc_rnn.distributed import World
 from hpc_rnn.model import RecurrentLM
-from hpc_rnn.train import make_optimizer, train_step
+from hpc_rnn.train import EXIT_STOPPED, make_optimizer, train_step
 
 pytestmark = [
     pytest.mark.gpu,
@@ -96,3 +99,22 @@ def test_nccl_all_reduce_between_two_processes() -> None:
     for r, (rc, out, err) in enumerate(finish(start_ranks([sys.executable, "-c", _ALL_REDUCE], 2))):
         assert rc == 0, err[-3000:]
         assert f"rank {r} device cuda:{r} sum [3.0, 3.0, 3.0]" in out
+
+
+def test_a_run_stopped_on_the_gpu_resumes_at_its_step_and_ends_as_the_uninterrupted_one(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    # The checkpoint-requeue-resume of a Slurm job, on the GPU: stop at step 6 (the signal's
+    # checkpoint), start again (the requeue), and end at step 12. cuDNN and bf16 are not
+    # bitwise deterministic, so the parameters agree within bf16's tolerance, not exactly.
+    common = ("--device", "cuda", "--batch-size", "64", "--max-steps", "12")
+    common += ("--epochs", "100", "--ckpt-every-steps", "4")
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert train_here(demo_data, straight, *common) == 0
+    assert train_here(demo_data, run, *common, stop=StopAt(6)) == EXIT_STOPPED
+    assert max(steps_on_disk(run)) == 6
+    assert train_here(demo_data, run, *common) == 0
+    assert steps_logged(run) == list(range(1, 13))  # each step once over both starts
+    resumed, uninterrupted = final_params(run), final_params(straight)
+    for name, value in uninterrupted.items():
+        torch.testing.assert_close(resumed[name], value, atol=2e-2, rtol=1.6e-2, msg=name)

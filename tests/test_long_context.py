@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rnn import checkpoint, config, shards
+from hpc_rnn import checkpoint, config, generate, shards, text
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.preprocess import preprocess
 from hpc_rnn.train import StopFlag, parse_config, train
@@ -25,6 +25,8 @@ K = 4  # garnishes to choose from: chance is 1/K on the first slot
 SLOTS = 2  # garnishes listed (and named again) per recipe
 FILLER = 52  # words between the list and the slots: more than the 50-word window
 RECIPES = 6000  # few epochs: fewer validations between the steps
+HEADER = "* Exported from MasterCook *"
+COPY_STEPS = 600  # updates of the --copy model
 STEPS = 2500  # updates of the whole-recipe model: measured, it copies 0.93 of slot 1 at 2,000, all at 2,500
 WORDS = [
     "stir",
@@ -52,7 +54,7 @@ def garnish_corpus(path: Path, seed: int = 0) -> None:
             chosen = " ".join(rng.sample(garnishes, SLOTS))
             # Only what the copy needs: the export line that starts a recipe, the list, the
             # filler and the slots (fewer words between them, fewer steps to learn it).
-            f.write(f"* Exported from MasterCook *\nGarnish : {chosen}\n{filler} .\n")
+            f.write(f"{HEADER}\nGarnish : {chosen}\n{filler} .\n")
             f.write(f"Serve with {chosen} .\n")
 
 
@@ -104,3 +106,29 @@ def test_whole_recipes_copy_the_list_and_windows_cannot(garnish_data: Path, tmp_
     first = slot_accuracy(garnish_data, tmp_path / "window", window=50)[0]
     # The list is out of every window's sight: at chance, with room for a held-out sample of ~100.
     assert first <= 1 / K + 0.15
+
+
+def test_the_copy_bias_serves_the_listed_garnishes_after_few_updates(
+    garnish_data: Path, tmp_path: Path
+):
+    # --copy points at the words read so far instead of holding them in the state: after a
+    # quarter of the plain model's updates, the recipes it writes serve what their own list
+    # holds. Which of the two comes first still needs the state (measured: chance, 0.5, on the
+    # first slot at 600 updates), so this asks for the listed pair, in either order.
+    run = tmp_path / "copy"
+    train_for(garnish_data, run, COPY_STEPS, "--objective", "recipe", "--copy")
+    vocab = load_vocab(garnish_data)
+    state = checkpoint.load_given(run)[1]
+    model = RecurrentLM(vocab.n_words, config.ModelConfig(**state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    rng = random.Random(1)
+    lists = [rng.sample([f"garnish{i}" for i in range(K)], SLOTS) for _ in range(20)]
+    prompts = [text.tokenize(f"{HEADER}\nGarnish : {' '.join(c)}\n") for c in lists]
+    # Greedy, through recipes that end at different steps: the words read travel with the
+    # state of each row as the batch shrinks.
+    sampling = config.Sampling(temperature=0.0, max_words=FILLER + 20)
+    written = generate.complete(model, vocab, prompts, sampling)
+    served = [w.words[w.words.index("with") + 1 :][:SLOTS] for w in written if "with" in w.words]
+    assert len(served) == len(lists)
+    right = sum(set(s) == set(c) for s, c in zip(served, lists, strict=True))
+    assert right >= 0.9 * len(lists), served

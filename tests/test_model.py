@@ -149,3 +149,64 @@ def test_state_parameters_checkpoint_keys_and_init() -> None:
 def test_unknown_cell_is_refused_by_the_config() -> None:
     with pytest.raises(UserError, match="--cell must be one of lstm, gru"):
         ModelConfig(cell="rnn")
+
+
+def _copy_model(cell: str, layers: int = 1) -> RecurrentLM:
+    torch.manual_seed(0)
+    return RecurrentLM(N_WORDS, ModelConfig(cell=cell, hidden=16, layers=layers, copy=True))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_copy_bias_falls_on_exactly_the_words_read_so_far(cell: str) -> None:
+    # Output layer and scale weights zero, scale bias 1.5: a logit is 1.5 where its word has
+    # been read at or before that position in the sequence, else 0.
+    model = _copy_model(cell)
+    with torch.no_grad():
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+        model.copy_scale.weight.zero_()
+        model.copy_scale.bias.fill_(1.5)
+    tokens = _tokens(batch=3, steps=11)
+    logits, _ = model(tokens)
+    for b in range(3):
+        for t in range(11):
+            read = set(tokens[b, : t + 1].tolist())
+            expected = torch.tensor([1.5 if v in read else 0.0 for v in range(N_WORDS)])
+            assert torch.equal(logits[b, t], expected), (b, t)
+    last, _ = model(tokens, last_only=True)
+    assert torch.equal(last, logits[:, -1])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_copy_state_carries_the_words_read_across_calls(cell: str) -> None:
+    # Generation feeds a recipe a word at a time: the words read in earlier calls must keep
+    # their bias, so pieces with the carried state give the logits of one call on the whole.
+    model = _copy_model(cell, layers=2).eval()
+    tokens = _tokens(batch=3, steps=12)
+    whole, _ = model(tokens)
+    state = None
+    pieces = []
+    for chunk in (tokens[:, :5], tokens[:, 5:6], tokens[:, 6:]):
+        out, state = model(chunk, state)
+        pieces.append(out)
+    torch.testing.assert_close(torch.cat(pieces, 1), whole, rtol=1e-5, atol=1e-6)
+    # Rows selected and joined as generation does keep their own words read.
+    picked = model.select_rows(state, torch.tensor([2, 0]))
+    joined = model.join_rows([model.select_rows(state, torch.tensor([r])) for r in (2, 0)])
+    nxt = torch.tensor([[1], [2]])
+    torch.testing.assert_close(model(nxt, picked)[0], model(nxt, joined)[0])
+    alone, _ = model(tokens[2:3])
+    after, _ = model(nxt[:1], model.select_rows(state, torch.tensor([2])))
+    with_next, _ = model(torch.cat([tokens[2:3], nxt[:1]], 1))
+    torch.testing.assert_close(after[:, -1], with_next[:, -1], rtol=1e-5, atol=1e-6)
+    assert alone.shape == (1, 12, N_WORDS)
+
+
+def test_copy_scale_learns_and_a_plain_model_has_none() -> None:
+    model = _copy_model("lstm")
+    logits, state = model(_tokens())
+    _loss(logits, state[0]).backward()
+    assert model.copy_scale.weight.grad.abs().sum() > 0
+    assert _model("lstm").copy_scale is None
+    plain = sum(p.numel() for p in _model("lstm").parameters())
+    assert model.count_parameters() == plain + 16 + 1

@@ -161,3 +161,103 @@ def test_a_file_without_recipes_is_refused(tmp_path: Path) -> None:
         prompt.recipes_of(path)
     with pytest.raises(UserError, match="is not a file"):
         prompt.recipes_of(tmp_path / "missing.txt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts in Meal-Master's layout, for a model of a Meal-Master archive
+
+MM_ARCHIVE = layout.Archive(
+    layout.MEAL_MASTER, "MMMMM----- Recipe via Meal-Master (tm) v8.05", "MMMMM"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "row"),
+    [
+        ("2 cups flour", "      2 c  Flour"),
+        ("2 Tbsp butter", "      2 tb Butter"),
+        ("1 T sugar", "      1 tb Sugar"),
+        ("1/2 t salt", "    1/2 ts Salt"),
+        ("1 1/2 cup rice", "  1 1/2 c  Rice"),
+        ("1 pound chicken breasts -- skinned", "      1 lb Chicken breasts -- skinned"),
+        ("2 lemons", "      2    Lemons"),
+        ("3 cloves garlic", "      3    Cloves garlic"),  # no code: the measure stays a word
+        ("8 ounces spaghetti", "      8 oz Spaghetti"),
+        ("salt -- to taste", "           Salt -- to taste"),
+        ("   1      cup           Chicken broth", "      1 c  Chicken broth"),
+        ("                        ---FOR THE TOP---", "MMMMM-----FOR THE TOP-----"),
+    ],
+)
+def test_rows_in_meal_masters_columns_with_unit_codes(line: str, row: str) -> None:
+    got = prompt.meal_master_row(prompt.ingredient_row(line) if "---" not in line else line)
+    assert got == row
+    # The columns Meal-Master's reader takes them from: amount 1-7, code 9-10, ingredient 12-.
+    if not row.startswith("MMMMM"):
+        assert row[7] == " " and row[10] == " " and row[11] != " "
+
+
+def test_a_meal_master_prompt_is_laid_out_as_the_archive_does() -> None:
+    rows = tuple(map(prompt.ingredient_row, ("1 lb chicken breasts -- skinned", "2 lemons")))
+    recipe = prompt.Recipe("Lemon Chicken", rows, 4, "Poultry, Main Dish")
+    want = [
+        "MMMMM----- Recipe via Meal-Master (tm) v8.05",
+        "",
+        "      Title: Lemon Chicken",
+        " Categories: Poultry, Main Dish",
+        "      Yield: 4 servings",
+        "",
+        "      1 lb Chicken breasts -- skinned",
+        "      2    Lemons",
+        "",
+        "",
+    ]
+    words = prompt.prompt_words(recipe, MM_ARCHIVE)
+    assert words == text.tokenize(NL.join(want))
+    assert layout.render(words, MM_ARCHIVE) == NL.join(want[:-1]) + NL
+    # What Meal-Master's reader makes of it is the recipe asked for.
+    (given,) = prompt.givens([NL.join(want) + "Squeeze the lemons.\n\nMMMMM\n"])
+    assert given.recipe == prompt.Recipe("Lemon Chicken", (
+        "   1      pound         Chicken breasts -- skinned", "   2                    Lemons"
+    ), 4, "Poultry, Main Dish")  # fmt: skip
+    assert prompt.prompt_words(recipe) == given.words, "and its MasterCook prompt the same"
+
+
+def test_a_files_recipes_are_asked_in_the_models_layout(tmp_path: Path) -> None:
+    meal_master = tmp_path / "mm.txt"
+    meal_master.write_text(MEAL_MASTER)
+    (mm,) = prompt.recipes_of(meal_master)
+    # A Meal-Master recipe is its own words up to its directions, after the archive's header.
+    head = MEAL_MASTER[: MEAL_MASTER.index("  Squeeze")]
+    assert mm.words_in(MM_ARCHIVE) == text.tokenize(head)
+    other = layout.Archive(layout.MEAL_MASTER, "----- Recipe via Meal-Master (tm)", "-----")
+    assert mm.words_in(other) == text.tokenize(other.header + head[head.index(NL) :])
+    assert mm.words_in(layout.MASTERCOOK_ARCHIVE) == mm.words
+    # A MasterCook recipe: its title, servings, categories and rows in Meal-Master's layout.
+    mastercook = tmp_path / "mc.txt"
+    recipe = next(r for r in generate_recipes(30, 7) if "Banana Loaf" in r)
+    mastercook.write_text(recipe)
+    (mc,) = prompt.recipes_of(mastercook)
+    assert mc.words_in(layout.MASTERCOOK_ARCHIVE) == mc.words
+    assert layout.render(mc.words_in(MM_ARCHIVE), MM_ARCHIVE).split(NL)[:8] == [
+        MM_ARCHIVE.header,
+        "",
+        "      Title: Banana Loaf",
+        " Categories: Breads, Fruits, Baking",
+        "      Yield: 1 serving",
+        "",
+        "  2 1/2 c  Flour",
+        "      1 ts Baking soda",
+    ]
+
+
+def test_the_archive_of_a_vocabulary_or_an_error_naming_both_layouts() -> None:
+    def vocab(corpus: str):
+        return build_vocab(Counter(text.tokenize(corpus)), window=50, min_count=1, unk=False)
+
+    assert prompt.archive_for(vocab(MEAL_MASTER)) == MM_ARCHIVE
+    assert prompt.archive_for(vocab("".join(generate_recipes(2, 7)))) == (layout.MASTERCOOK_ARCHIVE)
+    with pytest.raises(UserError, match=r"neither MasterCook nor Meal-Master .*'exported'.*'via'"):
+        prompt.archive_for(vocab("lemon chicken\n2 lemons\n"))
+    # MasterCook's export line without its table: the error that names the table's words.
+    with pytest.raises(UserError, match="not trained on MasterCook recipes"):
+        prompt.archive_for(vocab(f"{layout.EXPORT_LINE}\n\nlemon chicken\n"))

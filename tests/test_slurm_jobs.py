@@ -217,9 +217,7 @@ def test_no_check_submits_and_wait_reports_the_pending_reason(
     try:
         first = lines.get(timeout=60)
         job = re.match(r"train: job (\d+), logs ", first).group(1)
-        pending = re.compile(
-            rf"{STAMP}train: job {job} PENDING \((\w+)\)\n"
-        )
+        pending = re.compile(rf"{STAMP}train: job {job} PENDING \((\w+)\)\n")
         # Right after submission the reason may read None, until the scheduler has looked.
         reason = wait_until(
             lambda: (

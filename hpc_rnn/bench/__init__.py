@@ -4,6 +4,7 @@
     harness.py           sizes, Stats and Figure, timing (in a fresh process too), commands run
                          until a condition, the dev corpus preprocessed once
     train_throughput.py  one module per figure, each with run(ctx) -> its figures
+    peer_throughput.py
     input_pipeline.py
     generation.py
     data_format.py       (a record, no figure)

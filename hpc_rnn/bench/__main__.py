@@ -1,4 +1,5 @@
-"""Command: how much faster the project is than the lecture's way, figure by figure, as ratios.
+"""Command: how much faster the project is than the lecture's way (and than the network a PyTorch
+user would write), figure by figure, as ratios.
 
     python -m hpc_rnn.bench [--quick] [--out DIR] [--only NAMES] [--device auto|cpu|cuda]
 
@@ -29,6 +30,7 @@ from hpc_rnn.bench import (
     data_parallel,
     generation,
     input_pipeline,
+    peer_throughput,
     preprocess,
     time_to_quality,
     train_throughput,
@@ -53,6 +55,7 @@ from hpc_rnn.distributed import pick_device
 # rate for the seed run's validation interval.
 RUNNERS: dict[str, Callable[[Context], list[Figure]]] = {
     "train_throughput": train_throughput.run,
+    "peer_throughput": peer_throughput.run,
     "input_pipeline": input_pipeline.run,
     "generation": generation.run,
     "data_format": data_format.run,

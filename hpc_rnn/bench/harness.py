@@ -40,6 +40,7 @@ class Sizes:
     repeats: int  # timed repeats per side, after one untimed warm-up
     train_steps: int  # project training steps per repeat
     reference_steps: int  # reference training steps per repeat (fewer: each is slower)
+    peer_rounds: int  # peer_throughput: fresh processes a side, in alternating order
     budget_s: float  # time_to_quality: training seconds T of the seed preset
     seed_val_every: int  # steps between validations of the seed run
     default_val_every: int  # ... of the default run: how finely "reached L" is timed
@@ -58,6 +59,7 @@ FULL = Sizes(
     repeats=7,
     train_steps=20,
     reference_steps=3,
+    peer_rounds=2,
     budget_s=600.0,
     seed_val_every=250,
     default_val_every=5,
@@ -78,6 +80,7 @@ QUICK = dataclasses.replace(
     repeats=3,
     train_steps=5,
     reference_steps=1,
+    peer_rounds=1,
     budget_s=40.0,
     seed_val_every=50,
     gen_words=200,
@@ -195,6 +198,26 @@ def isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     gets a heap of its own, and a high-water mark not raised by the other side's work."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_with_peak_rss, fn, *args).result()
+
+
+def alternate(
+    sides: dict[str, Callable[[], dict[str, Any]]], rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Each side's results, every side called once a round, in reverse order every other round
+    (A B, B A, A B, ...): a machine whose speed drifts during the run slows both sides alike."""
+    names = list(sides)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            results[name].append(sides[name]())
+    return results
+
+
+def pooled(results: list[dict[str, Any]]) -> tuple[Stats, float]:
+    """The samples of several `isolated` measurements of one side as one Stats, and the highest
+    of their peak RSS."""
+    samples = [x for result in results for x in result["stats"].samples]
+    return Stats.of(samples), max(result["peak_rss_mb"] for result in results)
 
 
 def _with_peak_rss(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:

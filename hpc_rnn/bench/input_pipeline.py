@@ -7,13 +7,13 @@ import itertools
 from typing import Any
 
 from hpc_rnn.bench.harness import Context, Figure, Sizes, isolated, measure
-from hpc_rnn.bench.train_throughput import project_training, seed_plan, seed_setup
+from hpc_rnn.bench.train_throughput import project_training, setup, window_plan
 
 
 def pipeline_rate(data: str, sizes: Sizes) -> dict[str, Any]:
     """Windows/s that WindowPlan.batch cuts for the seed preset, position after position."""
-    cfg, vocab, dev = seed_setup(data, "cpu")
-    plan = seed_plan(data, cfg, vocab.window)
+    cfg, vocab, dev = setup(data, "cpu")
+    plan = window_plan(data, cfg, vocab.window)
     positions = itertools.cycle(range(0, plan.n_windows, plan.global_batch))
 
     def batches() -> float:

@@ -4,6 +4,7 @@ against the lecture's way of training the same network."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,22 +13,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpc_rnn import shards
-from hpc_rnn.bench.harness import Context, Figure, Sizes, isolated, measure
+from hpc_rnn.bench.harness import Context, Figure, Sizes, Stats, isolated, measure
 from hpc_rnn.config import TrainConfig
-from hpc_rnn.data import WindowPlan
+from hpc_rnn.data import Batch, WindowPlan
 from hpc_rnn.distributed import World, pick_device
 from hpc_rnn.model import RecurrentLM
-from hpc_rnn.train import make_optimizer, parse_config, train_step
+from hpc_rnn.train import make_optimizer, parse_config, train_step, with_device_batch
 from hpc_rnn.vocab import load_vocab
 
 
-def seed_setup(data: str, device: str) -> tuple[TrainConfig, Any, torch.device]:
-    """The lecture's network and optimiser as the project's `seed` preset defines them."""
-    cfg = parse_config(["--data", data, "--run", "unused", "--preset", "seed"])
-    return cfg, load_vocab(data), pick_device(device)
+def setup(data: str, device: str, preset: str = "seed") -> tuple[TrainConfig, Any, torch.device]:
+    """The training settings of a preset (the lecture's network and optimiser by default; ""
+    for the default configuration), with the batch that --batch-size 0 picks on `device`."""
+    argv = ["--data", data, "--run", "unused", *(["--preset", preset] if preset else [])]
+    dev = pick_device(device)
+    return with_device_batch(parse_config(argv), dev), load_vocab(data), dev
 
 
-def seed_plan(data: str, cfg: TrainConfig, window: int) -> WindowPlan:
+def window_plan(data: str, cfg: TrainConfig, window: int) -> WindowPlan:
     return WindowPlan(
         shards.load_stream(data, "train"),
         window=window,
@@ -37,34 +40,48 @@ def seed_plan(data: str, cfg: TrainConfig, window: int) -> WindowPlan:
     )
 
 
-def project_training(data: str, device: str, sizes: Sizes) -> dict[str, Any]:
+def step_rate(
+    plan: WindowPlan, step: Callable[[Batch], object], dev: torch.device, steps: int, repeats: int
+) -> Stats:
+    """Windows/s of `step` over the plan's batches, epoch after epoch, `steps` a repeat."""
+    batches = itertools.chain.from_iterable(plan.batches(e) for e in itertools.count())
+
+    def block() -> float:
+        done = 0
+        for _ in range(steps):
+            _, batch = next(batches)
+            step(batch)
+            done += len(batch.inputs)
+        return done
+
+    return measure(block, repeats=repeats, device=dev)
+
+
+def project_training(data: str, device: str, sizes: Sizes, preset: str = "seed") -> dict[str, Any]:
     """Windows/s of the training step as train.py takes it: WindowPlan batch, RecurrentLM,
-    objective_loss, the seed preset's optimiser."""
-    cfg, vocab, dev = seed_setup(data, device)
-    plan = seed_plan(data, cfg, vocab.window)
+    objective_loss, the preset's optimiser (and clipping, where it clips)."""
+    cfg, vocab, dev = setup(data, device, preset)
+    plan = window_plan(data, cfg, vocab.window)
     torch.manual_seed(cfg.seed)
     model = RecurrentLM(vocab.n_words, cfg.model).to(dev)
     optimizer = make_optimizer(cfg, model)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     world = World(0, 1, 0, dev)
-    batches = itertools.chain.from_iterable(plan.batches(e) for e in itertools.count())
-
-    def steps() -> float:
-        done = 0
-        for _ in range(sizes.train_steps):
-            _, batch = next(batches)
-            train_step(cfg, model, model, optimizer, batch, world)
-            done += len(batch.inputs)
-        return done
-
-    return {"stats": measure(steps, repeats=sizes.repeats, device=dev)}
+    stats = step_rate(
+        plan,
+        lambda batch: train_step(cfg, model, model, optimizer, batch, world),
+        dev,
+        sizes.train_steps,
+        sizes.repeats,
+    )
+    return {"stats": stats, "parameters": model.count_parameters(), "batch": cfg.batch_size}
 
 
 def reference_training(data: str, device: str, sizes: Sizes) -> dict[str, Any]:
     """Windows/s of the lecture's way: every window written out as X [N, 50] and y [N], and per
     step a dense float one-hot batch [128, 50, V] built in NumPy, into nn.LSTM(V, 256) + Linear."""
-    cfg, vocab, dev = seed_setup(data, device)
+    cfg, vocab, dev = setup(data, device)
     stream = shards.load_stream(data, "train")
     window, n_words, b = vocab.window, vocab.n_words, cfg.batch_size
     # The stream's uint16 rather than the int64 of np.array(list): the cheaper choice.

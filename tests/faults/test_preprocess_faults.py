@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, mpiexec, run_in_repo, snapshot, train_command, wait_until
+from conftest import STAMP, clean_env, mpiexec, run_in_repo, snapshot, train_command, wait_until
 from test_preprocess import _names, _refused
 from test_text import HEADERS
 
@@ -383,7 +384,7 @@ def test_one_stray_byte_spoils_only_its_own_recipe_on_1_and_2_ranks(tmp_path: Pa
             cmd = [mpiexec(), "-n", str(ranks), *cmd]
         proc = run_in_repo(cmd, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
+        warnings = [ln for ln in proc.stderr.splitlines() if re.match(STAMP + "warning: ", ln)]
         assert len(warnings) == 1, proc.stderr
         assert "1 of 200 recipes are not valid UTF-8" in warnings[0]
         outputs[ranks] = out
@@ -448,7 +449,7 @@ def test_empty_validation_split_is_a_loud_warning(
     else:
         proc = run_preprocess(demo_corpus, "--out", tmp_path / "data", "--val-fraction", "0")
     assert proc.returncode == 0, proc.stderr
-    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
+    warnings = [ln for ln in proc.stderr.splitlines() if re.match(STAMP + "warning: ", ln)]
     assert len(warnings) == 1, proc.stderr
     assert "validation split is empty" in warnings[0]
     assert "no validation loss" in warnings[0]
