@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from importlib import resources
 from itertools import islice
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 
@@ -635,33 +635,29 @@ def write_stream(
 # Command
 
 
-def _positive_int(s: str) -> int:
-    try:
-        n = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+def _positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a finite number of `kind` (int or float) above zero."""
+    what = "a whole number" if kind is int else "a number"
 
+    def parse(s: str) -> Any:
+        try:
+            x = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+        if not math.isfinite(x) or x <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {s}")
+        return x
 
-def _positive_float(s: str) -> float:
-    try:
-        x = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
-    return x
+    return parse
 
 
 def build_parser() -> Parser:
     parser = command_parser("hpc_rnn.demo_corpus", __doc__)
     size = parser.add_mutually_exclusive_group(required=True)
-    size.add_argument("--recipes", type=_positive_int, metavar="N", help="number of recipes")
+    size.add_argument("--recipes", type=_positive(int), metavar="N", help="number of recipes")
     size.add_argument(
         "--megabytes",
-        type=_positive_float,
+        type=_positive(float),
         metavar="M",
         help="write recipes until the file reaches M megabytes (10**6 bytes)",
     )
