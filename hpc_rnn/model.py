@@ -82,16 +82,9 @@ class RecurrentLM(nn.Module):
             state = self.init_state(tokens.shape[0], tokens.device)
         lstm = self.cfg.cell == "lstm"
         first = (state[0][:1], state[1][:1]) if lstm else state[:1]
+        weights = (self.input_weight, self.input_bias, self.hidden_weight, self.hidden_bias)
         out, final = first_layer(
-            self.cfg.cell,
-            tokens,
-            first,
-            self.input_weight,
-            self.input_bias,
-            self.hidden_weight,
-            self.hidden_bias,
-            fused=self._functional,
-            training=self.training,
+            self.cfg.cell, tokens, first, *weights, fused=self._functional, training=self.training
         )
         if self.upper is not None:
             upper = (state[0][1:], state[1][1:]) if lstm else state[1:]
