@@ -1,10 +1,14 @@
-"""The copy bias (`ModelConfig.copy`): a neural cache over the recipe read so far.
+"""The copy bias (`ModelConfig.copy`): a neural cache over the recipe read so far, with a checklist.
 
-Every word already read in this recipe gets a bias s(h_t) added to its logit, s a learned linear
-function of the output state (Grave, Joulin and Usunier 2017). A plain LSTM has to learn to hold
-the ingredient list across the 100-200 words before the directions name it, and on CPU budgets it
-does not (../shared/notes/whole-recipe-context.md); the bias lets it point at the list instead.
-The model's state then carries, besides the recurrent state, which words were read.
+Every word already read in this recipe gets a bias added to its logit, and a word read exactly
+once gets a second one; both are learned linear functions of the output state (a neural cache,
+Grave, Joulin and Usunier 2017). A plain LSTM has to learn to hold the ingredient list across
+the 100-200 words before the directions name it, and on CPU budgets it does not
+(../shared/notes/whole-recipe-context.md); the first bias lets it point at the list instead.
+An ingredient is read once in the list and again when the directions use it, so "read once" is
+the list's unchecked items, learned without telling the model where the list is: the checklist
+of Kiddon, Zettlemoyer and Choi (2016), which raises how many listed ingredients are used.
+The model's state then carries, besides the recurrent state, how often each word was read.
 """
 
 from __future__ import annotations
@@ -14,41 +18,61 @@ import torch
 from hpc_rnn.recurrence import State
 
 # The state a forward call returns and takes: the recurrent state, and with the copy bias also
-# the words read so far ([B, n_words], bool).
+# how often each word was read so far ([B, n_words], uint8, saturating at 2: "more than once").
 ModelState = State | tuple[State, torch.Tensor]
+
+# The biases' count: on words read at all, and on words read once.
+N_BIASES = 2
 
 
 def add_bias(
-    logits: torch.Tensor, scale: torch.Tensor, tokens: torch.Tensor, seen: torch.Tensor | None
+    logits: torch.Tensor, scale: torch.Tensor, tokens: torch.Tensor, counts: torch.Tensor | None
 ) -> torch.Tensor:
-    """`logits` ([B, T, V], or [B, V] for the last position only) plus `scale` on the words read
-    up to each position: those of `tokens` [B, T] up to it and those `seen` before them."""
+    """`logits` ([B, T, V], or [B, V] for the last position only) plus the biases `scale`
+    ([..., 2]: on words read, and on words read once) on the words of `tokens` [B, T] up to each
+    position, `counts` (how often each was read before them) included."""
     n_words = logits.shape[-1]
     if logits.dim() == 2:
-        read = words_read(tokens, seen, n_words)
+        seen = read_counts(tokens, counts, n_words)
+        read, once = seen > 0, seen == 1
     else:
-        # Word v counts at position t once its first position in the tokens is at most t.
-        steps = torch.arange(tokens.shape[1], device=tokens.device)
-        read = _first_positions(tokens, seen, n_words)[:, None, :] <= steps[None, :, None]
-    # where() keeps only the bool mask for the backward, not a float copy of it.
-    return torch.where(read, logits + scale, logits)
+        # Word v is read at position t once its first position is at most t, and read once
+        # until its second position.
+        steps = torch.arange(tokens.shape[1], device=tokens.device)[None, :, None]
+        first, second = _first_two_positions(tokens, counts, n_words)
+        read = first[:, None, :] <= steps
+        once = read & (second[:, None, :] > steps)
+    # where() keeps only the bool masks for the backward, not float copies of them.
+    logits = torch.where(read, logits + scale[..., :1], logits)
+    return torch.where(once, logits + scale[..., 1:], logits)
 
 
-def words_read(tokens: torch.Tensor, seen: torch.Tensor | None, n_words: int) -> torch.Tensor:
-    """[B, n_words] bool: the words read by the end of `tokens`, those `seen` before included."""
-    read = torch.zeros(tokens.shape[0], n_words, dtype=torch.bool, device=tokens.device)
-    read.scatter_(1, tokens, True)
-    return read if seen is None else read | seen
+def read_counts(tokens: torch.Tensor, counts: torch.Tensor | None, n_words: int) -> torch.Tensor:
+    """[B, n_words] uint8: how often each word was read by the end of `tokens`, those `counts`
+    before included, saturating at 2."""
+    seen = torch.zeros(tokens.shape[0], n_words, dtype=torch.long, device=tokens.device)
+    seen.scatter_add_(1, tokens, torch.ones_like(tokens))
+    if counts is not None:
+        seen += counts
+    return seen.clamp_(max=2).to(torch.uint8)
 
 
-def _first_positions(tokens: torch.Tensor, seen: torch.Tensor | None, n_words: int) -> torch.Tensor:
-    """[B, n_words]: the first position of each word in `tokens` [B, T]; T for a word absent,
-    -1 for one already `seen` before these tokens."""
+def _first_two_positions(
+    tokens: torch.Tensor, counts: torch.Tensor | None, n_words: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, n_words] each: the first and the second position of each word in `tokens` [B, T]; T
+    for one absent, -1 for one `counts` says was read before these tokens."""
     batch, steps = tokens.shape
-    first = torch.full((batch, n_words), steps, dtype=torch.long, device=tokens.device)
     positions = torch.arange(steps, device=tokens.device).expand(batch, steps)
-    first = first.scatter_reduce(1, tokens, positions, reduce="amin")
-    return first if seen is None else first.masked_fill(seen, -1)
+    absent = torch.full((batch, n_words), steps, dtype=torch.long, device=tokens.device)
+    first = absent.scatter_reduce(1, tokens, positions, reduce="amin")
+    firsts = first.gather(1, tokens) == positions
+    second = absent.scatter_reduce(1, tokens, positions.masked_fill(firsts, steps), reduce="amin")
+    if counts is None:
+        return first, second
+    # A word read once before: its first position here is its second.
+    second = torch.where(counts == 1, first, second).masked_fill(counts >= 2, -1)
+    return first.masked_fill(counts >= 1, -1), second
 
 
 def select_rows(state: ModelState, rows: torch.Tensor, copy: bool) -> ModelState:

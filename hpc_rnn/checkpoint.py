@@ -221,6 +221,19 @@ def load_given(
     return found
 
 
+def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike) -> None:
+    """The checkpoint's weights into `model`; CheckpointError when they do not fit it (written
+    by a version of hpc_rnn whose model had other parameters)."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"checkpoint {path} holds weights that do not fit this version's model ({first}): "
+            "use the hpc_rnn version that wrote it, or train a new --run"
+        ) from None
+
+
 def rng_state() -> dict[str, Any]:
     """Every random generator training touches, in a form `weights_only` loading accepts."""
     np_state = np.random.get_state()

@@ -70,7 +70,8 @@ def generate(
     of device give the same recipes. Words of `prompt` that the vocabulary lacks are handled as
     `unknown` says (`prompt.known_words`).
     """
-    return [w.words for w in _generate(model, vocab, sampling, n, prompt, unknown)]
+    archive = layout.archive_of(vocab.index)
+    return [w.words for w in _generate(model, vocab, archive, sampling, n, prompt, unknown)]
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,18 @@ class Written:
 
 
 def complete(
-    model: RecurrentLM, vocab: Vocab, prompts: list[list[str]], sampling: Sampling
+    model: RecurrentLM,
+    vocab: Vocab,
+    prompts: list[list[str]],
+    sampling: Sampling,
+    archive: layout.Archive | None,
 ) -> list[Written]:
     """One recipe per prompt: its words (all in the vocabulary) and at most
-    `sampling.max_words` more, written on the model's device, in eval mode."""
+    `sampling.max_words` more, written on the model's device, in eval mode, ending as
+    `archive`'s recipes end (that of the model's vocabulary, `layout.archive_of`)."""
     ids = [[vocab.index[w] for w in p] for p in prompts]
-    return _from_seeds(model, vocab, ids, sampling, _generator(model, sampling.seed))
+    generator = _generator(model, sampling.seed)
+    return _from_seeds(model, vocab, ids, sampling, generator, archive)
 
 
 def sample_next(
@@ -165,7 +172,7 @@ def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[Recurre
             "the data directory of that training run"
         )
     model = RecurrentLM(vocab.n_words, ModelConfig(**state["config"]["model"]))
-    model.load_state_dict(state["model"])
+    checkpoint.load_weights(model, state, step_dir)
     return model.to(device).eval(), vocab, step_dir
 
 
@@ -179,12 +186,15 @@ def run(cfg: GenerateConfig) -> str:
     _check_out(out, cfg.overwrite)
     device = pick_device(cfg.device)
     model, vocab, step_dir = load_model(cfg.checkpoint, cfg.vocab, device)
+    archive = layout.archive_of(vocab.index)
     started = time.perf_counter()
     if asked is None:
-        recipes = _generate(model, vocab, cfg.sampling(), cfg.n, cfg.prompt, cfg.unknown)
+        sampling = cfg.sampling()
+        recipes = _generate(model, vocab, archive, sampling, cfg.n, cfg.prompt, cfg.unknown)
         titles: list[str] = [""] * len(recipes)
     else:
-        recipes = complete(model, vocab, _known_prompts(asked, vocab, cfg), cfg.sampling())
+        prompts = _known_prompts(asked, vocab, cfg)
+        recipes = complete(model, vocab, prompts, cfg.sampling(), archive)
         titles = [title for title, _ in asked]
     seconds = time.perf_counter() - started
     words = sum(len(r.words) for r in recipes)
@@ -199,7 +209,6 @@ def run(cfg: GenerateConfig) -> str:
         "vocab_hash": vocab.hash,
         "words_per_s": round(rate, 1),
     }
-    archive = layout.archive_of(vocab.index)
     write_recipes(out, recipes, common, layout_name=cfg.layout, titles=titles, archive=archive)
     unfinished = sum(not r.finished for r in recipes)
     note = f", {unfinished} cut off at --max-words {cfg.max_words}" if unfinished else ""
@@ -338,12 +347,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(
-    model: RecurrentLM, vocab: Vocab, sampling: Sampling, n: int, prompt_text: str, unknown: str
+    model: RecurrentLM,
+    vocab: Vocab,
+    archive: layout.Archive | None,
+    sampling: Sampling,
+    n: int,
+    prompt_text: str,
+    unknown: str,
 ) -> list[Written]:
     # The seeds' random titles come from the generator that then samples the words.
     generator = _generator(model, sampling.seed)
-    seeds = _seeds(vocab, _prompt_ids(vocab, prompt_text, unknown), n, generator)
-    return _from_seeds(model, vocab, seeds, sampling, generator)
+    seeds = _seeds(vocab, archive, _prompt_ids(vocab, prompt_text, unknown), n, generator)
+    return _from_seeds(model, vocab, seeds, sampling, generator, archive)
 
 
 def _generator(model: RecurrentLM, seed: int) -> torch.Generator:
@@ -356,8 +371,9 @@ def _from_seeds(
     seeds: list[list[int]],
     sampling: Sampling,
     generator: torch.Generator,
+    archive: layout.Archive | None,
 ) -> list[Written]:
-    """One recipe per seed (word indices), in the seeds' order.
+    """One recipe per seed (word indices), in the seeds' order, ending as `archive`'s end.
 
     Seeds may differ in length. In `carry` mode each is read on its own and the states are
     batched; in `window` mode seeds whose windows have the same length share a batch.
@@ -367,7 +383,6 @@ def _from_seeds(
         return 0 if sampling.context == "carry" else min(len(seeds[i]), vocab.window)
 
     model.eval()
-    archive = layout.archive_of(vocab.index)
     done: dict[int, Written] = {}
     with torch.inference_mode():
         for _, group in itertools.groupby(sorted(range(len(seeds)), key=key), key=key):
@@ -387,7 +402,7 @@ def _generate_batch(
     seeds: list[list[int]],
     sampling: Sampling,
     generator: torch.Generator,
-    archive: layout.Archive | None = None,
+    archive: layout.Archive | None,
 ) -> list[Written]:
     """Recipes from `seeds`: word indices of any lengths in `carry` mode, of one window length
     (min(len, window)) in `window` mode; they end as `archive`'s recipes end (`_recipe_end`)."""
@@ -471,7 +486,11 @@ def _recipe_end(words: list[str], n_seed: int, archive: layout.Archive | None = 
 
 
 def _seeds(
-    vocab: Vocab, prompt_ids: list[int], n: int, generator: torch.Generator
+    vocab: Vocab,
+    archive: layout.Archive | None,
+    prompt_ids: list[int],
+    n: int,
+    generator: torch.Generator,
 ) -> list[list[int]]:
     """Word indices of the `n` recipes' starts: the header line of the vocabulary's archive
     (`layout.archive_of`), then the prompt or a random title word (after Meal-Master's
@@ -479,7 +498,6 @@ def _seeds(
     next. A vocabulary of neither archive gets the prompt alone, or the lecture's seed: `window`
     random words."""
     device = generator.device
-    archive = layout.archive_of(vocab.index)
     if archive is None:
         if prompt_ids:
             return [prompt_ids] * n

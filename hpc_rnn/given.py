@@ -103,7 +103,7 @@ def score(
     if len(given) == 1:
         report["other_recipe"] = None  # one recipe has no other recipe
     for name, setting in (("greedy", replace(sampling, temperature=0.0)), ("sampled", sampling)):
-        written = generate.complete(model, vocab, prompts, setting)
+        written = generate.complete(model, vocab, prompts, setting, archive)
         directions = [
             quality.parse_recipe(layout.render(w.words, archive)).directions for w in written
         ]

@@ -50,7 +50,7 @@ class RecurrentLM(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(cfg.hidden, n_words)
-        self.copy_scale = nn.Linear(cfg.hidden, 1) if cfg.copy else None
+        self.copy_scale = nn.Linear(cfg.hidden, cache.N_BIASES) if cfg.copy else None
         # The first layer's path: None picks by device; tests set True (fused) or False (loop).
         self._functional: bool | None = None
         self.reset_parameters()
@@ -75,9 +75,9 @@ class RecurrentLM(nn.Module):
     ) -> tuple[torch.Tensor, ModelState]:
         """Logits [B, T, n_words] for tokens [B, T] (with `last_only`, [B, n_words] for the last
         position only), and the state after the last token, to carry into the next call."""
-        seen = None
+        counts = None
         if state is not None and self.copy_scale is not None:
-            state, seen = state
+            state, counts = state
         if state is None:
             state = self.init_state(tokens.shape[0], tokens.device)
         lstm = self.cfg.cell == "lstm"
@@ -99,8 +99,8 @@ class RecurrentLM(nn.Module):
         logits = self.output(out)
         if self.copy_scale is None:
             return logits, final
-        logits = cache.add_bias(logits, self.copy_scale(out), tokens, seen)
-        return logits, (final, cache.words_read(tokens, seen, self.n_words))
+        logits = cache.add_bias(logits, self.copy_scale(out), tokens, counts)
+        return logits, (final, cache.read_counts(tokens, counts, self.n_words))
 
     def select_rows(self, state: ModelState, rows: torch.Tensor) -> ModelState:
         return cache.select_rows(state, rows, self.copy_scale is not None)

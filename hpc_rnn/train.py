@@ -399,7 +399,14 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
     val_recipes = None
     if cfg.objective == "recipe":
         plan = recipe_plan(
-            cfg.data, "train", cfg.batch_size, cfg.recipe_words, world, shuffle=True, seed=cfg.seed
+            cfg.data,
+            "train",
+            cfg.batch_size,
+            cfg.recipe_words,
+            world,
+            shuffle=True,
+            seed=cfg.seed,
+            mid_starts=cfg.mid_starts,
         )
         if plan is None:
             raise UserError(
@@ -626,8 +633,8 @@ def checkpoint_state(
 
 
 # Settings that cannot change under a saved position: the optimizer's state would not fit, and
-# objective and seed decide which windows an epoch visits in which order.
-FIXED_ON_RESUME = ("optimizer", "objective", "seed")
+# the others decide which windows an epoch visits in which order.
+FIXED_ON_RESUME = ("optimizer", "objective", "seed", "recipe_words", "mid_starts")
 
 
 def resume(
@@ -672,13 +679,15 @@ def resume(
             f"checkpoint {path} holds a model {saved['model']}, not the {config.to_dict(cfg.model)} "
             "asked for: drop the model flags, or use a new --run"
         )
+    defaults = config.to_dict(config.TrainConfig())
     for name in FIXED_ON_RESUME:
-        if saved.get(name) != getattr(cfg, name):
+        # A checkpoint older than a setting was trained with its default.
+        if saved.get(name, defaults[name]) != getattr(cfg, name):
             raise UserError(
                 f"checkpoint {path} was trained with {config.flag(name)} {saved.get(name)}, not "
                 f"{getattr(cfg, name)}: it cannot change when resuming; drop the flag, or use a new --run"
             )
-    model.load_state_dict(state["model"])
+    checkpoint.load_weights(model, state, path)
     optimizer.load_state_dict(state["optimizer"])
     # The restored optimizer carries the saved hyperparameters; the ones asked for now apply.
     for group in optimizer.param_groups:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rnn import checkpoint, config, generate, shards, text
+from hpc_rnn import checkpoint, config, generate, layout, shards, text
 from hpc_rnn.model import RecurrentLM
 from hpc_rnn.preprocess import preprocess
 from hpc_rnn.train import StopFlag, parse_config, train
@@ -127,7 +127,7 @@ def test_the_copy_bias_serves_the_listed_garnishes_after_few_updates(
     # Greedy, through recipes that end at different steps: the words read travel with the
     # state of each row as the batch shrinks.
     sampling = config.Sampling(temperature=0.0, max_words=FILLER + 20)
-    written = generate.complete(model, vocab, prompts, sampling)
+    written = generate.complete(model, vocab, prompts, sampling, layout.archive_of(vocab.index))
     served = [w.words[w.words.index("with") + 1 :][:SLOTS] for w in written if "with" in w.words]
     assert len(served) == len(lists)
     right = sum(set(s) == set(c) for s, c in zip(served, lists, strict=True))

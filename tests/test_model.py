@@ -157,22 +157,27 @@ def _copy_model(cell: str, layers: int = 1) -> RecurrentLM:
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_copy_bias_falls_on_exactly_the_words_read_so_far(cell: str) -> None:
-    # Output layer and scale weights zero, scale bias 1.5: a logit is 1.5 where its word has
-    # been read at or before that position in the sequence, else 0.
+def test_copy_biases_fall_on_the_words_read_so_far_and_more_on_those_read_once(cell: str) -> None:
+    # Output layer and scale weights zero, scale biases (1.5, 0.25): a logit is 1.5 where its
+    # word has been read at or before that position in the sequence, 1.75 where it has been
+    # read exactly once (an unchecked item of the list), else 0.
     model = _copy_model(cell)
     with torch.no_grad():
         model.output.weight.zero_()
         model.output.bias.zero_()
         model.copy_scale.weight.zero_()
-        model.copy_scale.bias.fill_(1.5)
+        model.copy_scale.bias.copy_(torch.tensor([1.5, 0.25]))
     tokens = _tokens(batch=3, steps=11)
     logits, _ = model(tokens)
+    repeated = 0
     for b in range(3):
         for t in range(11):
-            read = set(tokens[b, : t + 1].tolist())
-            expected = torch.tensor([1.5 if v in read else 0.0 for v in range(N_WORDS)])
+            read = tokens[b, : t + 1].tolist()
+            bias = {0: 0.0, 1: 1.75}
+            expected = torch.tensor([bias.get(read.count(v), 1.5) for v in range(N_WORDS)])
             assert torch.equal(logits[b, t], expected), (b, t)
+            repeated += len(set(read)) < len(read)
+    assert repeated, "the tokens must repeat a word to tell read once from read twice"
     last, _ = model(tokens, last_only=True)
     assert torch.equal(last, logits[:, -1])
 
@@ -209,4 +214,4 @@ def test_copy_scale_learns_and_a_plain_model_has_none() -> None:
     assert model.copy_scale.weight.grad.abs().sum() > 0
     assert _model("lstm").copy_scale is None
     plain = sum(p.numel() for p in _model("lstm").parameters())
-    assert model.count_parameters() == plain + 16 + 1
+    assert model.count_parameters() == plain + 2 * (16 + 1)
