@@ -453,7 +453,10 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
         say(
             f"data: {manifest['splits']['train']['n_tokens']} training tokens, "
             + (
-                f"{plan.n_windows} recipes (pieces of at most {cfg.recipe_words} words)"
+                f"{plan.n_windows} sequences (recipes, in pieces of at most {cfg.recipe_words} "
+                "words"
+                + (f", {cfg.mid_starts:.0%} of them cut once" if cfg.mid_starts else "")
+                + ")"
                 if cfg.objective == "recipe"
                 else f"{plan.n_windows} windows of {vocab.window}"
             )

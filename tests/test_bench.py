@@ -290,6 +290,27 @@ def test_time_to_quality_stops_both_runs(demo_corpus: Path, tmp_path: Path) -> N
         assert figure["project"]["median"] == reached[0]["train_s"]
 
 
+def test_peer_time_to_quality_stops_the_project_at_the_peers_best_loss(
+    demo_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench"
+    done = bench(demo_corpus, out, "--only", "peer_time_to_quality")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (figure,) = check_report(out, {"peer_time_to_quality": (1, 1)})["figures"]
+    peer = figure["extra"]["peer_losses"]
+    # L is the peer's best held-out loss, validated on its way through the budget.
+    assert figure["extra"]["L"] == min(loss for _, loss in peer)
+    assert [s for s, _ in peer] == sorted(s for s, _ in peer)
+    assert figure["baseline"]["median"] in [s for s, _ in peer]
+    records = [json.loads(line) for line in (out / "runs" / "recipe.metrics.jsonl").open()]
+    losses = [r for r in records if "val_recipe_loss" in r]
+    reached = [r for r in losses if r["val_recipe_loss"] <= figure["extra"]["L"]]
+    if figure["bound"]:
+        assert not reached and figure["project"]["median"] >= figure["extra"]["budget_s"]
+    else:
+        assert figure["project"]["median"] == reached[0]["train_s"]
+
+
 def test_unknown_figure_is_one_line_error(demo_corpus: Path, tmp_path: Path) -> None:
     done = bench(demo_corpus, tmp_path / "bench", "--only", "train_throughput,speed")
     assert done.returncode == 2

@@ -43,18 +43,18 @@ WORDS = [
     "once",
     "more",
 ]
+FILLER_TEXT = " ".join(WORDS[i % len(WORDS)] for i in range(FILLER))
 
 
 def garnish_corpus(path: Path, seed: int = 0) -> None:
     rng = random.Random(seed)
     garnishes = [f"garnish{i}" for i in range(K)]
-    filler = " ".join(WORDS[i % len(WORDS)] for i in range(FILLER))
     with open(path, "w", encoding="utf-8") as f:
         for _ in range(RECIPES):
             chosen = " ".join(rng.sample(garnishes, SLOTS))
             # Only what the copy needs: the export line that starts a recipe, the list, the
             # filler and the slots (fewer words between them, fewer steps to learn it).
-            f.write(f"{HEADER}\nGarnish : {chosen}\n{filler} .\n")
+            f.write(f"{HEADER}\nGarnish : {chosen}\n{FILLER_TEXT} .\n")
             f.write(f"Serve with {chosen} .\n")
 
 
@@ -123,12 +123,15 @@ def test_the_copy_bias_serves_the_listed_garnishes_after_few_updates(
     model.load_state_dict(state["model"])
     rng = random.Random(1)
     lists = [rng.sample([f"garnish{i}" for i in range(K)], SLOTS) for _ in range(20)]
-    prompts = [text.tokenize(f"{HEADER}\nGarnish : {' '.join(c)}\n") for c in lists]
-    # Greedy, through recipes that end at different steps: the words read travel with the
-    # state of each row as the batch shrinks.
-    sampling = config.Sampling(temperature=0.0, max_words=FILLER + 20)
+    # Each recipe is given up to its slots, the list more than 50 words back, and written on
+    # greedily: the words read travel with the state of each row through generation. (The
+    # filler is given too: writing it needs the state to count its four rounds, another skill.)
+    prompts = [
+        text.tokenize(f"{HEADER}\nGarnish : {' '.join(c)}\n{FILLER_TEXT} .\nServe with")
+        for c in lists
+    ]
+    sampling = config.Sampling(temperature=0.0, max_words=SLOTS + 8)
     written = generate.complete(model, vocab, prompts, sampling, layout.archive_of(vocab.index))
-    served = [w.words[w.words.index("with") + 1 :][:SLOTS] for w in written if "with" in w.words]
-    assert len(served) == len(lists)
+    served = [w.words[w.seed_words :][:SLOTS] for w in written]
     right = sum(set(s) == set(c) for s, c in zip(served, lists, strict=True))
     assert right >= 0.9 * len(lists), served

@@ -31,6 +31,7 @@ from hpc_rnn.bench import (
     generation,
     input_pipeline,
     peer_throughput,
+    peer_time_to_quality,
     preprocess,
     time_to_quality,
     train_throughput,
@@ -62,6 +63,7 @@ RUNNERS: dict[str, Callable[[Context], list[Figure]]] = {
     "preprocess": preprocess.run,
     "data_parallel": data_parallel.run,
     "time_to_quality": time_to_quality.run,
+    "peer_time_to_quality": peer_time_to_quality.run,
 }
 FIGURES = tuple(RUNNERS)
 

@@ -44,6 +44,7 @@ class Sizes:
     budget_s: float  # time_to_quality: training seconds T of the seed preset
     seed_val_every: int  # steps between validations of the seed run
     default_val_every: int  # ... of the default run: how finely "reached L" is timed
+    recipe_val_every: int  # peer_time_to_quality: steps between the project's validations
     val_windows: int  # held-out windows per validation, the same for both runs
     gen_words: int  # generation: words per recipe, project side (32 recipes at once)
     reference_words: int  # ... baseline side (one recipe)
@@ -63,6 +64,7 @@ FULL = Sizes(
     budget_s=600.0,
     seed_val_every=250,
     default_val_every=5,
+    recipe_val_every=100,
     val_windows=2000,
     gen_words=600,
     reference_words=300,
@@ -83,6 +85,7 @@ QUICK = dataclasses.replace(
     peer_rounds=1,
     budget_s=40.0,
     seed_val_every=50,
+    recipe_val_every=20,
     gen_words=200,
     reference_words=100,
     pipeline_batches=300,
@@ -100,6 +103,7 @@ TINY = dataclasses.replace(
     budget_s=2.0,
     seed_val_every=5,
     default_val_every=2,
+    recipe_val_every=2,
     val_windows=200,
     gen_words=20,
     reference_words=10,
@@ -179,15 +183,15 @@ def measure(
         block()
     rates = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         units = block()
-        _sync(device)
+        sync(device)
         rates.append(units / (time.perf_counter() - start))
     return Stats.of(rates)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     # CUDA kernels run asynchronously: without this the clock stops before the work does.
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -301,6 +305,11 @@ def train_until(
         shutil.copyfile(run / metrics.METRICS_FILE, kept / f"{name}.metrics.jsonl")
     shutil.rmtree(run, ignore_errors=True)  # checkpoints: tens of MB each
     return records
+
+
+def trained_s(records: list[dict[str, Any]]) -> float:
+    """The training seconds a run's metrics records have reached."""
+    return max((r.get("train_s", 0.0) for r in records), default=0.0)
 
 
 def _records(run: Path) -> list[dict[str, Any]]:

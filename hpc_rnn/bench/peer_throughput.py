@@ -48,9 +48,10 @@ class WordLM(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.decoder = nn.Linear(cfg.hidden, n_words)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(self.encoder(tokens))
-        return self.decoder(self.drop(out))
+    def forward(self, tokens: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Logits [B, T, n_words] and the state after the last token."""
+        out, state = self.rnn(self.encoder(tokens), state)
+        return self.decoder(self.drop(out)), state
 
 
 def peer_training(data: str, device: str, sizes: Sizes) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def peer_training(data: str, device: str, sizes: Sizes) -> dict[str, Any]:
 
     def step(batch: Batch) -> None:
         with autocast(dev):
-            logits = model(batch.inputs.to(dev))
+            logits, _ = model(batch.inputs.to(dev))
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch.targets.to(dev).flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpc_rnn.bench.harness import Context, Figure, Stats, train_until
+from hpc_rnn.bench.harness import Context, Figure, Stats, train_until, trained_s
 from hpc_rnn.config import PRESETS
 
 
@@ -18,7 +18,7 @@ def run(ctx: Context) -> list[Figure]:
         ctx,
         "seed",
         [*train, "--preset", "seed", "--val-every-steps", str(_seed_val_every(ctx))],
-        lambda recs: _trained_s(recs) >= budget and bool(_validations(recs)),
+        lambda recs: trained_s(recs) >= budget and bool(_validations(recs)),
         limit,
     )
     # L: the best loss validated within T (or at the first validation, should that come later).
@@ -32,7 +32,7 @@ def run(ctx: Context) -> list[Figure]:
         "default",
         [*train, "--val-every-steps", str(s.default_val_every)],
         lambda recs: (
-            _trained_s(recs) >= budget or any(_loss(r) <= target for r in _validations(recs))
+            trained_s(recs) >= budget or any(_loss(r) <= target for r in _validations(recs))
         ),
         limit,
     )
@@ -67,10 +67,6 @@ def run(ctx: Context) -> list[Figure]:
             },
         )
     ]
-
-
-def _trained_s(records: list[dict[str, Any]]) -> float:
-    return max((r.get("train_s", 0.0) for r in records), default=0.0)
 
 
 def _validations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
