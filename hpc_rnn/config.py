@@ -92,11 +92,6 @@ class TrainConfig:
     recipe_words: int = opt(
         1024, "with --objective recipe: words of a recipe trained as one sequence, at most"
     )
-    mid_starts: float = opt(
-        0.0,
-        "with --objective recipe: share of the recipes also cut once at a random word, so that "
-        "the model learns to read from mid-recipe with a zero state, as a 50-word window asks",
-    )
     optimizer: Literal["adamw", "sgd"] = opt("adamw", "the optimizer")
     lr: float = opt(3e-3, "learning rate for the effective batch (batch size x ranks); see README")
     momentum: float = opt(0.0, "SGD momentum")
@@ -171,8 +166,6 @@ class TrainConfig:
                 raise UserError(
                     f"{flag(name)} must be a positive number, got {getattr(self, name)}"
                 )
-        if not 0.0 <= self.mid_starts <= 1.0:
-            raise UserError(f"--mid-starts must be a share in [0, 1], got {self.mid_starts}")
         for name in ("momentum", "weight_decay", "clip", "progress_every_s"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise UserError(

@@ -127,31 +127,12 @@ def one_hot(inputs: torch.Tensor, n_words: int, dtype: torch.dtype = torch.float
     return torch.nn.functional.one_hot(inputs, n_words).to(dtype)
 
 
-_CUTS = 1 << 20  # the stream of the seed that cuts recipes, apart from the epochs' orders
-
-
-def _parts(bounds: np.ndarray, share: float, rng: np.random.Generator) -> Iterator[tuple[int, int]]:
-    """(start, end) of each recipe, or of its two parts where it is cut; the parts overlap by
-    one token, the first's last input being the second's first."""
-    draws = rng.random(len(bounds) - 1)
-    for (s, e), draw in zip(itertools.pairwise(bounds.tolist()), draws, strict=True):
-        if draw < share and e - s >= 4:
-            cut = s + 1 + int(rng.integers(e - s - 2))
-            yield s, cut + 1
-            yield cut, e
-        else:
-            yield s, e
-
-
 class RecipePlan(_EpochPlan):
     """Whole recipes as training sequences: the recurrent state starts at zero at each recipe
     and runs to its end, so the directions are trained with the ingredient list in view.
 
     Item i is recipe i of the split (one longer than `max_len` tokens is cut into pieces of
-    `max_len`, each its own item). A share `mid_starts` of the recipes, drawn by `seed`, is also
-    cut once at a random word: its second part starts from a zero state in mid-recipe, as a
-    50-word window does, which a model that only ever starts at a recipe's first word reads
-    badly. Epoch e visits the items in a permutation seeded by
+    `max_len`, each its own item). Epoch e visits the items in a permutation seeded by
     (seed, e); within each run of POOL items of that order, items are sorted by length, so a
     batch pads little. Both depend on neither the batch size nor the world size: a step at
     position p takes items [p, p + G) of that order, rank r every world-th of them, and the
@@ -173,17 +154,16 @@ class RecipePlan(_EpochPlan):
         world: int = 1,
         seed: int = 0,
         shuffle: bool = True,
-        mid_starts: float = 0.0,
     ) -> None:
         self.stream = torch.from_numpy(stream.astype(np.int64))
         bounds = np.append(starts, len(stream)).astype(np.int64)
         # An item of n tokens has n - 1 targets; pieces of a long recipe overlap by one token
         # so that each token is a target once.
         begin, length = [], []
-        for s, e in _parts(bounds, mid_starts, np.random.default_rng([seed, _CUTS])):
-            for b in range(s, e - 1, max_len):
+        for s, e in itertools.pairwise(bounds):
+            for b in range(int(s), int(e) - 1, max_len):
                 begin.append(b)
-                length.append(min(max_len, e - b - 1) + 1)
+                length.append(min(max_len, int(e) - b - 1) + 1)
         self.begin = np.asarray(begin, np.int64)
         self.length = np.asarray(length, np.int64)
         self.n_windows = len(self.begin)  # items; the name the training loop counts in

@@ -77,11 +77,9 @@ def recipe_plan(
     *,
     shuffle: bool,
     seed: int = 0,
-    mid_starts: float = 0.0,
 ) -> RecipePlan | None:
-    """The whole recipes of a preprocessed split as sequences (a share `mid_starts` of them also
-    cut once, `RecipePlan`); None for data of schema 1, which does not record where recipes
-    begin."""
+    """The whole recipes of a preprocessed split as sequences; None for data of schema 1, which
+    does not record where recipes begin."""
     stream, starts = shards.load_split(data, split)
     if starts is None:
         return None
@@ -94,7 +92,6 @@ def recipe_plan(
         world=world.size,
         seed=seed,
         shuffle=shuffle,
-        mid_starts=mid_starts,
     )
 
 

@@ -399,14 +399,7 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
     val_recipes = None
     if cfg.objective == "recipe":
         plan = recipe_plan(
-            cfg.data,
-            "train",
-            cfg.batch_size,
-            cfg.recipe_words,
-            world,
-            shuffle=True,
-            seed=cfg.seed,
-            mid_starts=cfg.mid_starts,
+            cfg.data, "train", cfg.batch_size, cfg.recipe_words, world, shuffle=True, seed=cfg.seed
         )
         if plan is None:
             raise UserError(
@@ -453,10 +446,7 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
         say(
             f"data: {manifest['splits']['train']['n_tokens']} training tokens, "
             + (
-                f"{plan.n_windows} sequences (recipes, in pieces of at most {cfg.recipe_words} "
-                "words"
-                + (f", {cfg.mid_starts:.0%} of them cut once" if cfg.mid_starts else "")
-                + ")"
+                f"{plan.n_windows} recipes (pieces of at most {cfg.recipe_words} words)"
                 if cfg.objective == "recipe"
                 else f"{plan.n_windows} windows of {vocab.window}"
             )
@@ -637,7 +627,7 @@ def checkpoint_state(
 
 # Settings that cannot change under a saved position: the optimizer's state would not fit, and
 # the others decide which windows an epoch visits in which order.
-FIXED_ON_RESUME = ("optimizer", "objective", "seed", "recipe_words", "mid_starts")
+FIXED_ON_RESUME = ("optimizer", "objective", "seed", "recipe_words")
 
 
 def resume(

@@ -18,22 +18,13 @@ def split(demo_data: Path) -> tuple[np.ndarray, np.ndarray]:
     return stream, starts
 
 
-@pytest.mark.parametrize("mid_starts", [0.0, 0.5])
-def test_every_recipe_token_is_a_target_once_an_epoch_whatever_the_ranks(split, mid_starts):
+def test_every_recipe_token_is_a_target_once_an_epoch_whatever_the_ranks(split):
     stream, starts = split
     expected = sum(int(e - s - 1) for s, e in zip(starts, [*starts[1:], len(stream)], strict=True))
     for world in (1, 3):
         counted, tokens = 0, []
         for rank in range(world):
-            plan = RecipePlan(
-                stream,
-                starts,
-                max_len=64,
-                batch_size=4,
-                rank=rank,
-                world=world,
-                mid_starts=mid_starts,
-            )
+            plan = RecipePlan(stream, starts, max_len=64, batch_size=4, rank=rank, world=world)
             for _, batch in plan.batches(0):
                 counted += int(batch.weight.sum())
                 tokens += batch.targets[batch.weight > 0].tolist()
@@ -43,24 +34,6 @@ def test_every_recipe_token_is_a_target_once_an_epoch_whatever_the_ranks(split, 
             [stream[s + 1 : e] for s, e in zip(starts, [*starts[1:], len(stream)], strict=True)]
         )
         assert np.array_equal(np.sort(np.asarray(tokens)), np.sort(whole.astype(np.int64)))
-
-
-def test_mid_starts_cut_that_share_of_recipes_once_the_same_way_every_time(split):
-    stream, starts = split
-    whole = RecipePlan(stream, starts, max_len=10_000, batch_size=4, seed=5)
-    cut = RecipePlan(stream, starts, max_len=10_000, batch_size=4, seed=5, mid_starts=0.3)
-    again = RecipePlan(stream, starts, max_len=10_000, batch_size=4, seed=5, mid_starts=0.3)
-    assert np.array_equal(whole.begin, starts)  # no share: every item a whole recipe
-    mid = sorted(set(cut.begin.tolist()) - set(starts.tolist()))
-    assert abs(len(mid) - 0.3 * len(starts)) < 0.1 * len(starts)
-    assert cut.n_windows == len(starts) + len(mid)
-    # A recipe is cut at most once, inside it: its second part starts after its first word and
-    # leaves at least one target.
-    ends = [*starts[1:], len(stream)]
-    recipe = np.searchsorted(starts, mid, side="right") - 1
-    assert len(set(recipe.tolist())) == len(mid)
-    assert all(starts[r] < m < ends[r] - 1 for r, m in zip(recipe, mid, strict=True))
-    assert np.array_equal(cut.begin, again.begin) and np.array_equal(cut.length, again.length)
 
 
 def test_inputs_are_the_recipe_and_targets_the_next_words(split):

@@ -554,19 +554,19 @@ def test_without_a_terminal_a_timestamped_progress_line_gives_the_eta(
     assert [int(m.group(1)) for m in re.finditer(line, capsys.readouterr().out, re.M)] == [2]
 
 
-def test_resume_refuses_another_cut_of_the_recipes_and_keeps_the_checkpoints(
+def test_resume_refuses_other_recipe_pieces_and_keeps_the_checkpoints(
     demo_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Cutting other recipes changes which sequences an epoch holds: the saved position would
-    # point into another order.
+    # Cutting recipes into other pieces changes which sequences an epoch holds: the saved
+    # position would point into another order.
     run = tmp_path / "run"
     recipe = ["--objective", "recipe", "--max-steps", "2"]
-    assert train_here(demo_data, run, *recipe, "--mid-starts", "0.2") == 0
+    assert train_here(demo_data, run, *recipe, "--recipe-words", "64") == 0
     before = steps_on_disk(run)
     capsys.readouterr()
     argv = ["--data", str(demo_data), "--run", str(run), *SMALL, *recipe]
-    assert main([*argv, "--mid-starts", "0.5"]) == 2
+    assert main([*argv, "--recipe-words", "128"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "--mid-starts 0.2, not 0.5" in err, err
+    assert err.startswith("error:") and "--recipe-words 64, not 128" in err, err
     assert len(err.strip().splitlines()) == 1
     assert steps_on_disk(run) == before
