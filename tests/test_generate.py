@@ -519,7 +519,8 @@ def test_a_recipe_cut_off_at_max_words_is_marked_unfinished() -> None:
     scripts = ["flour\n- - - - - - -\nsugar", "flour sugar eggs cocoa"]
     prompts = [text.tokenize("* Exported from MasterCook *\n\ncake\n")] * 2
     sampling = Sampling(temperature=0, max_words=12)
-    written = gen.complete(_Scripted(vocab, scripts), vocab, prompts, sampling)
+    archive = layout.archive_of(vocab.index)
+    written = gen.complete(_Scripted(vocab, scripts), vocab, prompts, sampling, archive)
     assert [w.finished for w in written] == [True, False]
     assert [len(w.words) - w.seed_words for w in written] == [10, 12]
 
