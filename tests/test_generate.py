@@ -387,6 +387,21 @@ def test_command_refuses_an_incomplete_checkpoint(tmp_path: Path, capsys) -> Non
     assert "incomplete" in capsys.readouterr().err
 
 
+def test_a_checkpoint_of_another_model_version_is_one_error_line(tmp_path: Path, capsys) -> None:
+    # A --copy checkpoint of the version with one copy bias, read by this one with two.
+    _, step_dir = _run_dir(tmp_path)
+    state = torch.load(step_dir / checkpoint.STATE_FILE, weights_only=True)
+    state["config"]["model"]["copy"] = True
+    state["model"]["copy_scale.weight"] = torch.zeros(1, state["config"]["model"]["hidden"])
+    state["model"]["copy_scale.bias"] = torch.zeros(1)
+    old = checkpoint.save(tmp_path / "old", 10, state)
+    out = tmp_path / "s"
+    assert gen.main(["--checkpoint", str(old), "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "do not fit" in err[0], err
+    assert "copy_scale" in err[0] and not out.exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Asking for a recipe: a title and an ingredient list, written in the archive's layout
 
