@@ -7,7 +7,7 @@ the 100-200 words before the directions name it, and on CPU budgets it does not
 (../shared/notes/whole-recipe-context.md); the first bias lets it point at the list instead.
 An ingredient is read once in the list and again when the directions use it, so "read once" is
 the list's unchecked items, learned without telling the model where the list is: the checklist
-of Kiddon, Zettlemoyer and Choi (2016) in two scalars (what each bias bought: README).
+of Kiddon, Zettlemoyer and Choi (2016) in two scalars (measured in the README).
 The model's state then carries, besides the recurrent state, how often each word was read.
 """
 
