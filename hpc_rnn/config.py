@@ -64,8 +64,9 @@ class ModelConfig:
     dropout: float = opt(0.0, "dropout between stacked layers and before the output layer")
     copy: bool = opt(
         False,
-        "add a learned, context-dependent bias to the words already read in this recipe (a "
-        "neural cache, Grave et al. 2017), so that directions can name their own ingredients",
+        "add learned, context-dependent biases to the words already read in this recipe and to "
+        "those read once, its list's unchecked items (a neural cache, Grave et al. 2017, with a "
+        "checklist), so that directions can name their own ingredients",
     )
 
     def __post_init__(self) -> None:
