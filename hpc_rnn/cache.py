@@ -27,14 +27,15 @@ N_BIASES = 2
 
 def add_bias(
     logits: torch.Tensor, scale: torch.Tensor, tokens: torch.Tensor, counts: torch.Tensor | None
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`logits` ([B, T, V], or [B, V] for the last position only) plus the biases `scale`
     ([..., 2]: on words read, and on words read once) on the words of `tokens` [B, T] up to each
-    position, `counts` (how often each was read before them) included."""
+    position, `counts` (how often each was read before them) included; and the counts after
+    `tokens` (`_read_counts`), the state's part that the next call takes."""
     n_words = logits.shape[-1]
+    after = _read_counts(tokens, counts, n_words)
     if logits.dim() == 2:
-        seen = read_counts(tokens, counts, n_words)
-        read, once = seen > 0, seen == 1
+        read, once = after > 0, after == 1
     else:
         # Word v is read at position t once its first position is at most t, and read once
         # until its second position.
@@ -44,10 +45,10 @@ def add_bias(
         once = read & (second[:, None, :] > steps)
     # where() keeps only the bool masks for the backward, not float copies of them.
     logits = torch.where(read, logits + scale[..., :1], logits)
-    return torch.where(once, logits + scale[..., 1:], logits)
+    return torch.where(once, logits + scale[..., 1:], logits), after
 
 
-def read_counts(tokens: torch.Tensor, counts: torch.Tensor | None, n_words: int) -> torch.Tensor:
+def _read_counts(tokens: torch.Tensor, counts: torch.Tensor | None, n_words: int) -> torch.Tensor:
     """[B, n_words] uint8: how often each word was read by the end of `tokens`, those `counts`
     before included, saturating at 2."""
     seen = torch.zeros(tokens.shape[0], n_words, dtype=torch.long, device=tokens.device)

@@ -99,8 +99,8 @@ class RecurrentLM(nn.Module):
         logits = self.output(out)
         if self.copy_scale is None:
             return logits, final
-        logits = cache.add_bias(logits, self.copy_scale(out), tokens, counts)
-        return logits, (final, cache.read_counts(tokens, counts, self.n_words))
+        logits, counts = cache.add_bias(logits, self.copy_scale(out), tokens, counts)
+        return logits, (final, counts)
 
     def select_rows(self, state: ModelState, rows: torch.Tensor) -> ModelState:
         return cache.select_rows(state, rows, self.copy_scale is not None)

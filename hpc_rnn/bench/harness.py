@@ -307,6 +307,27 @@ def train_until(
     return records
 
 
+def train_to_loss(
+    ctx: Context, name: str, args: list[str], key: str, target: float, limit_s: float
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """`train_until` the run's validated `key` is at most `target` or its training seconds
+    reach the sizes' budget: its records, and its first validation at or under `target`
+    (None when it ran out of budget first)."""
+
+    def reached(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+        return next((r for r in records if key in r and r[key] <= target), None)
+
+    budget = ctx.sizes.budget_s
+    records = train_until(
+        ctx,
+        name,
+        args,
+        lambda recs: trained_s(recs) >= budget or reached(recs) is not None,
+        limit_s,
+    )
+    return records, reached(records)
+
+
 def trained_s(records: list[dict[str, Any]]) -> float:
     """The training seconds a run's metrics records have reached."""
     return max((r.get("train_s", 0.0) for r in records), default=0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpc_rnn.bench.harness import Context, Figure, Stats, train_until, trained_s
+from hpc_rnn.bench.harness import Context, Figure, Stats, train_to_loss, train_until, trained_s
 from hpc_rnn.config import PRESETS
 
 
@@ -27,16 +27,14 @@ def run(ctx: Context) -> list[Figure]:
         raise RuntimeError("the seed run stopped before its first validation")
     best = min([r for r in checked if r["train_s"] <= budget] or checked[:1], key=_loss)
     target = best["val_loss"]
-    default = train_until(
+    default, hit = train_to_loss(
         ctx,
         "default",
         [*train, "--val-every-steps", str(s.default_val_every)],
-        lambda recs: (
-            trained_s(recs) >= budget or any(_loss(r) <= target for r in _validations(recs))
-        ),
+        "val_loss",
+        target,
         limit,
     )
-    hit = next((r for r in _validations(default) if _loss(r) <= target), None)
     last = hit or default[-1]
     return [
         Figure(
