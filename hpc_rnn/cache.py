@@ -31,21 +31,30 @@ def add_bias(
     """`logits` ([B, T, V], or [B, V] for the last position only) plus the biases `scale`
     ([..., 2]: on words read, and on words read once) on the words of `tokens` [B, T] up to each
     position, `counts` (how often each was read before them) included; and the counts after
-    `tokens` (`_read_counts`), the state's part that the next call takes."""
+    `tokens` (`_read_counts`), the state's part that the next call takes.
+
+    `logits` is changed in place: it is the output layer's fresh result, which that layer's
+    backward does not keep."""
     n_words = logits.shape[-1]
+    steps = tokens.shape[1]
     after = _read_counts(tokens, counts, n_words)
-    if logits.dim() == 2:
-        read, once = after > 0, after == 1
-    else:
-        # Word v is read at position t once its first position is at most t, and read once
-        # until its second position.
-        steps = torch.arange(tokens.shape[1], device=tokens.device)[None, :, None]
-        first, second = _first_two_positions(tokens, counts, n_words)
-        read = first[:, None, :] <= steps
-        once = read & (second[:, None, :] > steps)
-    # where() keeps only the bool masks for the backward, not float copies of them.
-    logits = torch.where(read, logits + scale[..., :1], logits)
-    return torch.where(once, logits + scale[..., 1:], logits), after
+    last_only = logits.dim() == 2
+    if last_only:
+        logits, scale = logits[:, None], scale[:, None]
+    # Only the words read get a bias. Read from nothing, the T tokens hold at most T of them, so
+    # the masks below are [B, T, T] instead of [B, T, V]: a whole recipe's are 30x smaller.
+    first, second = _first_two_positions(tokens, counts, n_words)
+    width = n_words if counts is not None else min(steps, n_words)
+    # The words read come first in each row; the rest of the width are words never read.
+    words = (first < steps).to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :width]
+    at = torch.arange(steps - logits.shape[1], steps, device=tokens.device)[None, :, None]
+    # Word v is read at position t once its first position is at most t, and read once until
+    # its second position.
+    read = first.gather(1, words)[:, None] <= at
+    once = read & (second.gather(1, words)[:, None] > at)
+    bias = read * scale[..., :1] + once * scale[..., 1:]
+    logits.scatter_add_(2, words[:, None].expand(-1, logits.shape[1], -1), bias)
+    return (logits[:, 0] if last_only else logits), after
 
 
 def _read_counts(tokens: torch.Tensor, counts: torch.Tensor | None, n_words: int) -> torch.Tensor:

@@ -29,7 +29,9 @@ def window_scores(
     targets = batch.targets.to(device)
     weight = batch.weight.to(device)
     ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
-    correct = (logits.argmax(-1) == targets).float()
+    # The target's logit against the largest: one vectorised pass, where argmax takes ten times
+    # longer over [B, T, V] on a CPU. A target tied with the best counts as correct.
+    correct = (logits.gather(-1, targets[..., None])[..., 0] >= logits.amax(-1)).float()
     if weight.dim() == 2:  # whole recipes: one weight per target token
         ce = ce.view_as(targets)
     elif targets.dim() == 2:  # objective "all"

@@ -100,7 +100,10 @@ class _LSTMSequence(torch.autograd.Function):
     def forward(ctx, gates, bias, h0, c0, hidden_weight):
         steps, batch, width = gates.shape
         hid = width // 4
+        gates = gates + bias  # once for all steps, rather than an add per step
         acts = gates.new_empty(steps, batch, width)  # i, f, g, o after their nonlinearity
+        sigmoid_if, tanh_g, sigmoid_o = acts.split((2 * hid, hid, hid), dim=2)
+        i, f, g, o = acts.split(hid, dim=2)
         cells = gates.new_empty(steps + 1, batch, hid)
         tanh_cells = gates.new_empty(steps, batch, hid)
         hs = gates.new_empty(batch, steps + 1, hid)  # [B, T, H] outputs without a copy
@@ -108,17 +111,15 @@ class _LSTMSequence(torch.autograd.Function):
         cells[0] = c0
         w_t = hidden_weight.t()
         for t in range(steps):
-            a = acts[t]
-            torch.addmm(gates[t], hs[:, t], w_t, out=a)
-            a.add_(bias)
-            a[:, : 2 * hid].sigmoid_()
-            a[:, 2 * hid : 3 * hid].tanh_()
-            a[:, 3 * hid :].sigmoid_()
+            torch.addmm(gates[t], hs[:, t], w_t, out=acts[t])
+            sigmoid_if[t].sigmoid_()
+            tanh_g[t].tanh_()
+            sigmoid_o[t].sigmoid_()
             c = cells[t + 1]
-            torch.mul(a[:, hid : 2 * hid], cells[t], out=c)
-            c.addcmul_(a[:, :hid], a[:, 2 * hid : 3 * hid])
+            torch.mul(f[t], cells[t], out=c)
+            c.addcmul_(i[t], g[t])
             torch.tanh(c, out=tanh_cells[t])
-            torch.mul(a[:, 3 * hid :], tanh_cells[t], out=hs[:, t + 1])
+            torch.mul(o[t], tanh_cells[t], out=hs[:, t + 1])
         ctx.save_for_backward(acts, cells, tanh_cells, hs, hidden_weight)
         return hs[:, 1:], hs[:, steps].clone(), cells[steps].clone()
 
@@ -127,31 +128,29 @@ class _LSTMSequence(torch.autograd.Function):
         acts, cells, tanh_cells, hs, hidden_weight = ctx.saved_tensors
         steps, batch, width = acts.shape
         hid = width // 4
-        d_pre = torch.empty_like(acts)  # gradient of the gate pre-activations, per step
+        i, f, g, o = acts.split(hid, dim=2)
+        # The gradient of the gate pre-activations, per step. Each gate's is dc (i, f, g) or dh
+        # (o) times a factor the forward already fixed (sigmoid' = s(1 - s), tanh' = 1 - t^2),
+        # so the factors are computed for all steps at once and the loop only multiplies.
+        d_pre = torch.empty_like(acts)
+        d_i, d_f, d_g, d_o = d_pre.split(hid, dim=2)
+        torch.mul(i, 1 - i, out=d_i).mul_(g)
+        torch.mul(f, 1 - f, out=d_f).mul_(cells[:-1])
+        torch.mul(g, g, out=d_g).neg_().add_(1).mul_(i)
+        torch.mul(o, 1 - o, out=d_o).mul_(tanh_cells)
+        d_ifg = d_pre.view(steps, batch, 4, hid)[:, :, :3]
+        # dc gains dh * o * (1 - tanh(c)^2) at each step.
+        through_c = torch.mul(tanh_cells, tanh_cells).neg_().add_(1).mul_(o)
         dh = d_h.clone() if d_h is not None else acts.new_zeros(batch, hid)
         dc = d_c.clone() if d_c is not None else acts.new_zeros(batch, hid)
-        scratch = acts.new_empty(batch, hid)
-        slope = acts.new_empty(batch, width)
         for t in reversed(range(steps)):
             if d_out is not None:
                 dh += d_out[:, t]
-            a, d, tanh_c = acts[t], d_pre[t], tanh_cells[t]
-            i, f, g, o = a.split(hid, dim=1)
-            # dc += dh * o * (1 - tanh(c)^2)
-            torch.mul(tanh_c, tanh_c, out=scratch)
-            dc.addcmul_(dh, scratch.neg_().add_(1).mul_(o))
-            torch.mul(dc, g, out=d[:, :hid])
-            torch.mul(dc, cells[t], out=d[:, hid : 2 * hid])
-            torch.mul(dc, i, out=d[:, 2 * hid : 3 * hid])
-            torch.mul(dh, tanh_c, out=d[:, 3 * hid :])
-            dc.mul_(f)
-            # Through the nonlinearities: sigmoid' = s - s^2, tanh' = 1 - t^2.
-            torch.mul(a, a, out=slope).neg_()
-            slope[:, : 2 * hid].add_(a[:, : 2 * hid])
-            slope[:, 2 * hid : 3 * hid].add_(1)
-            slope[:, 3 * hid :].add_(a[:, 3 * hid :])
-            d.mul_(slope)
-            dh = torch.mm(d, hidden_weight)
+            dc.addcmul_(dh, through_c[t])
+            d_ifg[t].mul_(dc[:, None])
+            d_o[t].mul_(dh)
+            dc.mul_(f[t])
+            dh = torch.mm(d_pre[t], hidden_weight)
         flat = d_pre.view(steps * batch, width)
         inputs = hs[:, :-1].transpose(0, 1).reshape(steps * batch, hid)
         # The gate gradient goes to the embedding's backward as it is, without a copy.

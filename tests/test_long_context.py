@@ -27,7 +27,10 @@ FILLER = 52  # words between the list and the slots: more than the 50-word windo
 RECIPES = 6000  # few epochs: fewer validations between the steps
 HEADER = "* Exported from MasterCook *"
 COPY_STEPS = 600  # updates of the --copy model
-STEPS = 2500  # updates of the whole-recipe model: measured, it copies 0.93 of slot 1 at 2,000, all at 2,500
+# Updates of the whole-recipe model. The skill appears suddenly, at a point that depends on the
+# seed and on rounding (../shared/notes/long-range-copy.md): measured with this test's settings,
+# seed 0 has both slots right at 3,500, seed 1 at 3,000, and seed 2 has neither at 4,000.
+STEPS = 4000
 WORDS = [
     "stir",
     "the",
