@@ -51,7 +51,8 @@ from hpc_rnn.vocab import Vocab, load_vocab
 
 CONTEXTS = config.choices(Sampling, "context")
 MANIFEST_FILE = "manifest.jsonl"
-_HEADER = tuple(text.tokenize("* Exported from MasterCook *"))
+# The words a header line can be known by, so far: only after one is the line read back.
+_HEADER_LAST = frozenset({"*", "master", "mealmaster"})
 _RECIPE_FILES = "recipe-*.txt"
 
 
@@ -133,7 +134,7 @@ def recipe_text(words: list[str]) -> str:
     or, after a Meal-Master header, Meal-Master's)."""
     lines = text.detokenize(words).split(text.NEWLINE)
     meal_master = bool(lines) and layout.is_meal_master_header(text.tokenize(lines[0]))
-    if lines and (tuple(text.tokenize(lines[0])) == _HEADER or meal_master):
+    if lines and (tuple(text.tokenize(lines[0])) == layout.EXPORT_WORDS or meal_master):
         lines = lines[1:]
     while lines and not lines[-1].strip():
         lines.pop()
@@ -464,25 +465,20 @@ def _generate_batch(
 
 
 def _recipe_end(words: list[str], n_seed: int, archive: layout.Archive | None = None) -> int | None:
-    """The length a recipe keeps if its newest word ended it, else None: through a closing
-    '- - - -' line, or up to where the next recipe's header began. A Meal-Master archive's
-    recipes also end through an `MMMMM` (or `-----`) line, and before a line that reads as a
-    Meal-Master header (`layout.is_meal_master_header`), whichever version it names."""
-    meal_master = archive is not None and archive.name == layout.MEAL_MASTER
+    """The length a recipe keeps if its newest word ended it, else None: through the line that
+    closes a recipe of `archive` (MasterCook when None), or up to where a line began that reads
+    as the header of the next one (`layout.Archive.header_at`)."""
+    archive = archive or layout.MASTERCOOK_ARCHIVE
     if words[-1] == text.NEWLINE:
         # The end lines ask only which words a line has, so reading back to front is fine.
         line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words[:-1])))
-        if text.is_recipe_end(line) or (meal_master and layout.is_meal_master_end(line)):
-            return len(words)
-    start = len(words) - len(_HEADER)
-    if start >= n_seed and tuple(words[start:]) == _HEADER:
-        return start
-    if meal_master and words[-1] in ("master", "mealmaster"):
-        line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words)))[::-1]
-        start = len(words) - len(line)
-        if start >= n_seed and layout.is_meal_master_header(line):
-            return start
-    return None
+        return len(words) if archive.ends_at(line) else None
+    if words[-1] not in _HEADER_LAST:
+        return None
+    line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words)))[::-1]
+    at = archive.header_at(line)
+    start = None if at is None else len(words) - len(line) + at
+    return start if start is not None and start >= n_seed else None
 
 
 def _seeds(
@@ -503,10 +499,7 @@ def _seeds(
             return [prompt_ids] * n
         shape = (n, vocab.window)
         return torch.randint(vocab.n_words, shape, generator=generator, device=device).tolist()
-    start = [*archive.header_words, text.NEWLINE, text.NEWLINE]
-    if archive.name == layout.MEAL_MASTER:
-        start += ["title", ":"]
-    header = [vocab.index[w] for w in start]
+    header = [vocab.index[w] for w in archive.seed_words]
     if prompt_ids:
         return [header + prompt_ids] * n
     # Titles are words: drawing from all of the vocabulary would start many with "," or "\n".

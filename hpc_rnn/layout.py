@@ -91,6 +91,26 @@ class Archive:
     def header_words(self) -> tuple[str, ...]:
         return tuple(text.tokenize(self.header))
 
+    @property
+    def seed_words(self) -> list[str]:
+        """The words every recipe of the archive starts with, up to its title's first word."""
+        title = ["title", ":"] if self.name == MEAL_MASTER else []
+        return [*self.header_words, text.NEWLINE, text.NEWLINE, *title]
+
+    def ends_at(self, line: list[str]) -> bool:
+        """True for the words of a line that closes a recipe of this archive: MasterCook's
+        spaced dashes, or (Meal-Master) its `MMMMM` or `-----` line too."""
+        return text.is_recipe_end(line) or (self.name == MEAL_MASTER and is_meal_master_end(line))
+
+    def header_at(self, line: list[str]) -> int | None:
+        """Where in a line, read so far, the header that starts this archive's next recipe
+        began, else None: MasterCook's export line wherever it ends the line, a Meal-Master
+        header (whichever version it names) from the line's start."""
+        if self.name == MEAL_MASTER:
+            return 0 if is_meal_master_header(line) else None
+        start = len(line) - len(EXPORT_WORDS)
+        return start if start >= 0 and tuple(line[start:]) == EXPORT_WORDS else None
+
 
 MASTERCOOK_ARCHIVE = Archive(MASTERCOOK, EXPORT_LINE, END_LINE)
 # Meal-Master's header in its two forms ("MMMMM----- Recipe via ..." and "----- Recipe via ..."):
