@@ -41,12 +41,17 @@ def add_bias(
     last_only = logits.dim() == 2
     if last_only:
         logits, scale = logits[:, None], scale[:, None]
-    # Only the words read get a bias. Read from nothing, the T tokens hold at most T of them, so
-    # the masks below are [B, T, T] instead of [B, T, V]: a whole recipe's are 30x smaller.
     first, second = _first_two_positions(tokens, counts, n_words)
-    width = n_words if counts is not None else min(steps, n_words)
-    # The words read come first in each row; the rest of the width are words never read.
-    words = (first < steps).to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :width]
+    if counts is None:
+        # Only the words read get a bias. Read from nothing, the T tokens hold at most T of them,
+        # so the masks below are [B, T, T] instead of [B, T, V]: a whole recipe's are 30x
+        # smaller. The words read come first in each row; the rest are words never read.
+        words = (first < steps).to(torch.uint8).argsort(dim=1, descending=True, stable=True)
+        words = words[:, : min(steps, n_words)]
+    else:
+        # Read before these tokens, any word may have been (generation's step of one token):
+        # every word is a column, and sorting them would cost a sixth of the step.
+        words = torch.arange(n_words, device=tokens.device).expand(tokens.shape[0], -1)
     at = torch.arange(steps - logits.shape[1], steps, device=tokens.device)[None, :, None]
     # Word v is read at position t once its first position is at most t, and read once until
     # its second position.
