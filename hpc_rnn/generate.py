@@ -51,8 +51,6 @@ from hpc_rnn.vocab import Vocab, load_vocab
 
 CONTEXTS = config.choices(Sampling, "context")
 MANIFEST_FILE = "manifest.jsonl"
-# The words a header line can be known by, so far: only after one is the line read back.
-_HEADER_LAST = frozenset({"*", "master", "mealmaster"})
 _RECIPE_FILES = "recipe-*.txt"
 
 
@@ -133,13 +131,14 @@ def recipe_text(words: list[str]) -> str:
     """Readable text of a generated recipe, without its header line and closing line (MasterCook's
     or, after a Meal-Master header, Meal-Master's)."""
     lines = text.detokenize(words).split(text.NEWLINE)
-    meal_master = bool(lines) and layout.is_meal_master_header(text.tokenize(lines[0]))
-    if lines and (tuple(text.tokenize(lines[0])) == layout.EXPORT_WORDS or meal_master):
+    first = text.tokenize(lines[0]) if lines else []
+    archives = (layout.MASTERCOOK_ARCHIVE, layout.MEAL_MASTER_ARCHIVE)
+    archive = next((a for a in archives if a.header_at(first) == 0), None)
+    if archive is not None:
         lines = lines[1:]
     while lines and not lines[-1].strip():
         lines.pop()
-    last = text.tokenize(lines[-1]) if lines else []
-    if lines and (text.is_recipe_end(last) or (meal_master and layout.is_meal_master_end(last))):
+    if lines and (archive or layout.MASTERCOOK_ARCHIVE).ends_at(text.tokenize(lines[-1])):
         lines.pop()
     return text.NEWLINE.join(lines).strip(text.NEWLINE) + text.NEWLINE
 
@@ -473,12 +472,14 @@ def _recipe_end(words: list[str], n_seed: int, archive: layout.Archive | None = 
         # The end lines ask only which words a line has, so reading back to front is fine.
         line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words[:-1])))
         return len(words) if archive.ends_at(line) else None
-    if words[-1] not in _HEADER_LAST:
+    if words[-1] not in layout.HEADER_LAST_WORDS:
         return None
     line = list(itertools.takewhile(lambda w: w != text.NEWLINE, reversed(words)))[::-1]
     at = archive.header_at(line)
-    start = None if at is None else len(words) - len(line) + at
-    return start if start is not None and start >= n_seed else None
+    if at is None:
+        return None
+    start = len(words) - len(line) + at
+    return start if start >= n_seed else None
 
 
 def _seeds(

@@ -329,6 +329,12 @@ def is_meal_master_header(words: list[str]) -> bool:
 
 _M_RUN = re.compile(r"m+")
 _MM_NAMES = (["meal", "-", "master"], ["meal", "master"], ["mealmaster"])
+# The last word of each header's name: a line can only have become a header at one of them.
+HEADER_LAST_WORDS = frozenset({EXPORT_WORDS[-1], *(name[-1] for name in _MM_NAMES)})
+# Meal-Master's layout, as a text read on its own (no vocabulary) names it.
+MEAL_MASTER_ARCHIVE = Archive(
+    MEAL_MASTER, "MMMMM----- Recipe via Meal-Master" + _MM_VERSION, "MMMMM"
+)
 
 
 def _meal_master_lines(lines: list[list[str]]) -> Iterator[str]:
