@@ -42,15 +42,18 @@ def add_bias(
     if last_only:
         logits, scale = logits[:, None], scale[:, None]
     first, second = _first_two_positions(tokens, counts, n_words)
-    if counts is None:
-        # Only the words read get a bias. Read from nothing, the T tokens hold at most T of them,
-        # so the masks below are [B, T, T] instead of [B, T, V]: a whole recipe's are 30x
-        # smaller. The words read come first in each row; the rest are words never read.
-        words = (first < steps).to(torch.uint8).argsort(dim=1, descending=True, stable=True)
-        words = words[:, : min(steps, n_words)]
+    if counts is None or steps > 1:
+        # Only the words read get a bias, so the masks below need only their columns: read from
+        # nothing, the T tokens hold at most T words, [B, T, T] instead of [B, T, V] (a whole
+        # recipe's are 30x smaller); after earlier pieces (--bptt), those pieces' words too.
+        # The words read come first in each row; the rest are words never read.
+        read_by_end = first < steps  # a word read before these tokens has first = -1
+        width = min(steps, n_words) if counts is None else int(read_by_end.sum(1).max())
+        words = read_by_end.to(torch.uint8).argsort(dim=1, descending=True, stable=True)
+        words = words[:, :width]
     else:
-        # Read before these tokens, any word may have been (generation's step of one token):
-        # every word is a column, and sorting them would cost a sixth of the step.
+        # Generation's step of one token: every word is a column, and sorting them would cost a
+        # sixth of the step.
         words = torch.arange(n_words, device=tokens.device).expand(tokens.shape[0], -1)
     at = torch.arange(steps - logits.shape[1], steps, device=tokens.device)[None, :, None]
     # Word v is read at position t once its first position is at most t, and read once until
@@ -109,3 +112,10 @@ def join_rows(states: list[ModelState], copy: bool) -> ModelState:
     if isinstance(states[0], tuple):
         return (torch.cat([s[0] for s in states], 1), torch.cat([s[1] for s in states], 1))
     return torch.cat(states, 1)
+
+
+def detach(state: ModelState) -> ModelState:
+    """The state without its history, so that the next update's gradient stops at it."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(detach(part) for part in state)  # type: ignore[return-value]

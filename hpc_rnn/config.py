@@ -93,6 +93,11 @@ class TrainConfig:
     recipe_words: int = opt(
         1024, "with --objective recipe: words of a recipe trained as one sequence, at most"
     )
+    bptt: int = opt(
+        0,
+        "with --objective recipe: an update every this many words of the recipes, the state "
+        "carried from one to the next (truncated BPTT); 0: one update a batch of whole recipes",
+    )
     optimizer: Literal["adamw", "sgd"] = opt("adamw", "the optimizer")
     lr: float = opt(3e-3, "learning rate for the effective batch (batch size x ranks); see README")
     momentum: float = opt(0.0, "SGD momentum")
@@ -152,6 +157,7 @@ class TrainConfig:
             "warmup_steps": 0,
             "ckpt_every_steps": 1,
             "recipe_words": 2,
+            "bptt": 0,
             "keep_last": 1,
             "log_every": 1,
             "val_windows": 0,
@@ -161,6 +167,10 @@ class TrainConfig:
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise UserError(f"{flag(name)} must be at least {low}, got {getattr(self, name)}")
+        if self.bptt and self.objective != "recipe":
+            raise UserError(
+                f"--bptt cuts whole recipes, so it needs --objective recipe (got {self.objective})"
+            )
         positive = ("lr", "ckpt_every_minutes", "dist_timeout_s")
         for name in positive:
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):

@@ -49,10 +49,21 @@ class _EpochPlan:
     def batch(self, epoch: int, position: int) -> Batch:
         raise NotImplementedError
 
+    def updates(self, epoch: int, position: int) -> list[Batch]:
+        """The optimizer updates of the step at a position, in order: one, its whole batch,
+        unless the plan cuts its sequences into pieces (RecipePlan's `bptt`)."""
+        return [self.batch(epoch, position)]
+
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Batch]]:
         """(position after the step, batch) for one epoch from position `start` on."""
         for position in range(start, self.n_windows, self.global_batch):
             yield min(position + self.global_batch, self.n_windows), self.batch(epoch, position)
+
+    def steps(self, epoch: int, start: int = 0) -> Iterator[tuple[int, list[Batch]]]:
+        """(position after the step, its updates) for one epoch from position `start` on."""
+        for position in range(start, self.n_windows, self.global_batch):
+            after = min(position + self.global_batch, self.n_windows)
+            yield after, self.updates(epoch, position)
 
 
 class WindowPlan(_EpochPlan):
@@ -139,6 +150,13 @@ class RecipePlan(_EpochPlan):
     loss is the mean over the step's target tokens on all ranks. So, as with WindowPlan, every
     token is a target exactly once an epoch, 2 ranks with batch b take the step of 1 with 2b,
     and a run resumes at a position with any world size.
+
+    With `bptt` > 0 a step is several updates: its sequences cut into pieces of `bptt` words,
+    an update a piece, the recurrent state carried (detached) from one piece to the next, as
+    truncated back-propagation through time does. Each update's loss is the mean over that
+    piece's target tokens on all ranks, and every rank pads to the step's longest item, so the
+    ranks take the same number of updates. A step still begins every sequence from a zero
+    state, so a checkpoint between steps holds no carried state, and resume stays exact.
     """
 
     POOL = 256  # items sorted by length together: less padding, yet a fresh mix every epoch
@@ -154,8 +172,10 @@ class RecipePlan(_EpochPlan):
         world: int = 1,
         seed: int = 0,
         shuffle: bool = True,
+        bptt: int = 0,
     ) -> None:
         self.stream = torch.from_numpy(stream.astype(np.int64))
+        self.bptt = bptt
         bounds = np.append(starts, len(stream)).astype(np.int64)
         # An item of n tokens has n - 1 targets; pieces of a long recipe overlap by one token
         # so that each token is a target once.
@@ -191,14 +211,34 @@ class RecipePlan(_EpochPlan):
         return self._order
 
     def batch(self, epoch: int, position: int) -> Batch:
+        return self._batch(self.order(epoch)[position : position + self.global_batch], False)
+
+    def updates(self, epoch: int, position: int) -> list[Batch]:
         step = self.order(epoch)[position : position + self.global_batch]
+        if not self.bptt:
+            return [self._batch(step, False)]
+        whole = self._batch(step, True)
+        targets = self.length[step] - 1
+        return [
+            Batch(
+                whole.inputs[:, at : at + self.bptt],
+                whole.targets[:, at : at + self.bptt],
+                whole.weight[:, at : at + self.bptt],
+                int(np.clip(targets - at, 0, self.bptt).sum()),
+            )
+            for at in range(0, int(targets.max()), self.bptt)
+        ]
+
+    def _batch(self, step: np.ndarray, step_width: bool) -> Batch:
+        """This rank's items of a step, padded to their longest, or with `step_width` to the
+        longest of the whole step's."""
         n_global = int((self.length[step] - 1).sum())
         mine = step[self.rank :: self.world]
         if len(mine) == 0:  # the epoch's last step can leave a rank without items (see WindowPlan)
             mine, live = step[:1], 0.0
         else:
             live = 1.0
-        width = int(self.length[mine].max())
+        width = int(self.length[step if step_width else mine].max())
         rows = torch.zeros(len(mine), width, dtype=torch.int64)
         mask = torch.zeros(len(mine), width - 1)
         for row, item in enumerate(mine):

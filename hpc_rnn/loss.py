@@ -96,6 +96,7 @@ def recipe_plan(
     *,
     shuffle: bool,
     seed: int = 0,
+    bptt: int = 0,
 ) -> RecipePlan | None:
     """The whole recipes of a preprocessed split as sequences; None for data of schema 1, which
     does not record where recipes begin."""
@@ -111,6 +112,7 @@ def recipe_plan(
         world=world.size,
         seed=seed,
         shuffle=shuffle,
+        bptt=bptt,
     )
 
 

@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hpc_rnn import atomic, checkpoint, config, metrics, shards
+from hpc_rnn.cache import detach
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main, say
 from hpc_rnn.data import Batch, RecipePlan, WindowPlan
 from hpc_rnn.distributed import (
@@ -353,10 +354,10 @@ def _train(cfg: config.TrainConfig, world: World, stop: StopFlag, lock: RunLock)
     while pos.epoch < cfg.epochs and not out_of_steps(cfg, pos):
         s.net.train()
         report.start_epoch(pos, s.plan.n_windows)
-        for after, batch in s.plan.batches(pos.epoch, pos.windows_done):
+        for after, updates in s.plan.steps(pos.epoch, pos.windows_done):
             for group in s.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, pos.step, s.horizon)
-            stats = train_step(cfg, s.net, s.model, s.optimizer, batch, world)
+            stats = train_step(cfg, s.net, s.model, s.optimizer, updates, world)
             saver.watch.see(stats[0], pos.step + 1)
             sums += stats
             report.bar.update(after - pos.windows_done)
@@ -399,7 +400,14 @@ def start(cfg: config.TrainConfig, world: World, lock: RunLock) -> Setup:
     val_recipes = None
     if cfg.objective == "recipe":
         plan = recipe_plan(
-            cfg.data, "train", cfg.batch_size, cfg.recipe_words, world, shuffle=True, seed=cfg.seed
+            cfg.data,
+            "train",
+            cfg.batch_size,
+            cfg.recipe_words,
+            world,
+            shuffle=True,
+            seed=cfg.seed,
+            bptt=cfg.bptt,
         )
         if plan is None:
             raise UserError(
@@ -560,20 +568,28 @@ def train_step(
     net: torch.nn.Module,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    batch: Batch,
+    updates: list[Batch],
     world: World,
 ) -> torch.Tensor:
-    """One optimizer step on this rank's batch (`net` is `model`, DDP-wrapped when distributed);
-    returns (loss sum, correct sum, windows) for the logs, left on the device: no sync here."""
-    with autocast(world.device):
-        logits, _ = net(batch.inputs.to(world.device), last_only=cfg.objective == "last")
-    loss, stats = objective_loss(logits.float(), batch, world.size, world.device)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-    optimizer.step()
-    return stats
+    """One step on this rank's batch (`net` is `model`, DDP-wrapped when distributed): an
+    optimizer update per piece of it, the state carried from one piece to the next without its
+    gradient; returns (loss sum, correct sum, windows) for the logs, left on the device: no
+    sync here."""
+    state, total = None, torch.zeros(3, device=world.device)
+    for batch in updates:
+        with autocast(world.device):
+            logits, state = net(
+                batch.inputs.to(world.device), state, last_only=cfg.objective == "last"
+            )
+        loss, stats = objective_loss(logits.float(), batch, world.size, world.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        state = detach(state)
+        total += stats
+    return total
 
 
 def objective_loss(

@@ -105,3 +105,36 @@ def test_long_recipes_are_cut_into_pieces_that_keep_every_target(split):
     )
     batch = next(iter(plan.batches(0)))[1]
     assert batch.inputs.shape[1] == 16 and torch.all(batch.weight.sum(1) > 0)
+
+
+def test_bptt_cuts_each_step_into_updates_that_keep_every_target_on_every_rank(split):
+    stream, starts = split
+    whole = RecipePlan(stream, starts, max_len=64, batch_size=6, seed=2)
+    ranks = [
+        RecipePlan(stream, starts, max_len=64, batch_size=3, rank=r, world=2, seed=2, bptt=16)
+        for r in (0, 1)
+    ]
+    for position in range(0, whole.n_windows, whole.global_batch):
+        step = whole.batch(0, position)
+        updates = [plan.updates(0, position) for plan in ranks]
+        # Every rank takes as many updates, enough for the step's longest item.
+        assert len(updates[0]) == len(updates[1]) == -(-step.inputs.shape[1] // 16)
+        for number, (a, b) in enumerate(zip(*updates, strict=True)):
+            assert a.inputs.shape[1] <= 16 and a.n_global == b.n_global
+            # The update's mean is over its targets on both ranks.
+            assert a.n_global == int(a.weight.sum() + b.weight.sum()) > 0, number
+        # Pieces side by side are the rank's items, in order: the state runs on from one to the
+        # next; and the two ranks' items are the step's.
+        rows = set()
+        for pieces in updates:
+            targets = torch.cat([u.targets for u in pieces], 1)
+            weight = torch.cat([u.weight for u in pieces], 1)
+            inputs = torch.cat([u.inputs for u in pieces], 1)
+            valid = weight[:, :-1] > 0
+            assert torch.equal(inputs[:, 1:][valid], targets[:, :-1][valid])
+            rows |= {
+                tuple(t[m > 0].tolist()) for t, m in zip(targets, weight, strict=True) if m.any()
+            }
+        assert rows == {
+            tuple(t[m > 0].tolist()) for t, m in zip(step.targets, step.weight, strict=True)
+        }

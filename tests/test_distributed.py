@@ -104,12 +104,15 @@ def test_two_ranks_with_batch_b_equal_one_rank_with_batch_2b(
     assert max_diff(one_rank(10), one_rank(2)) > 1e-3
 
 
+@pytest.mark.parametrize("bptt", ["0", "16"])
 def test_two_ranks_on_whole_recipes_take_the_step_of_one_with_twice_the_batch(
-    demo_data: Path, tmp_path: Path
+    demo_data: Path, tmp_path: Path, bptt: str
 ) -> None:
-    # Each rank pads its recipes to its own longest; the loss is the mean over all ranks' tokens.
-    train(demo_data, tmp_path / "one", 1, 8, 6, "--objective", "recipe")
-    train(demo_data, tmp_path / "two", 2, 4, 6, "--objective", "recipe")
+    # Each rank pads its recipes to its own longest (with --bptt, to the step's longest, so that
+    # both take as many updates); each update's loss is the mean over all ranks' tokens.
+    flags = ("--objective", "recipe", "--bptt", bptt)
+    train(demo_data, tmp_path / "one", 1, 8, 6, *flags)
+    train(demo_data, tmp_path / "two", 2, 4, 6, *flags)
     assert max_diff(params(tmp_path / "one"), params(tmp_path / "two")) < 1e-5
 
 

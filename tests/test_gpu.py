@@ -72,7 +72,7 @@ def test_the_training_step_runs_in_bf16_and_lowers_the_loss() -> None:
     model.output.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
     losses = []
     for _ in range(10):
-        loss_sum, _, windows = train_step(cfg, model, model, optimizer, batch, world).tolist()
+        loss_sum, _, windows = train_step(cfg, model, model, optimizer, [batch], world).tolist()
         losses.append(loss_sum / windows)
     assert set(dtypes) == {torch.bfloat16}, "the output layer ran under bf16 autocast"
     assert all(torch.isfinite(torch.tensor(losses)))

@@ -30,15 +30,19 @@ from conftest import (
 )
 
 from hpc_rnn import checkpoint, config, metrics, shards
-from hpc_rnn.data import WindowPlan
+from hpc_rnn.data import RecipePlan, WindowPlan
+from hpc_rnn.distributed import World
+from hpc_rnn.model import RecurrentLM
 from hpc_rnn.train import (
     AUTO_BATCH,
     EXIT_STOPPED,
     STARTS_FILE,
     StopFlag,
     main,
+    make_optimizer,
     parse_config,
     train,
+    train_step,
     with_device_batch,
 )
 from hpc_rnn.vocab import load_vocab
@@ -160,10 +164,11 @@ def uninterrupted(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
 # Objective "all" in batches of 64 (12 steps an epoch, the last one short) over 14 steps, stopped
 # at every kind of boundary: the first step, a periodic checkpoint's (4, 8, 12), a plain one,
 # the epoch's last, the step before the end. "last" (stride 1) and whole recipes once each.
+# With --bptt a step is several updates, the state carried between them.
 @pytest.mark.parametrize(
     ("objective", "batch", "steps", "stop_at"),
     [("all", EPOCH_BATCH, 14, k) for k in (1, 4, 7, 12, 13)]
-    + [("last", "16", 12, 5), ("recipe", "8", 10, 5)],
+    + [("last", "16", 12, 5), ("recipe", "8", 10, 5), ("recipe --bptt 16", "8", 10, 5)],
 )
 def test_stopped_at_any_step_and_resumed_is_bitwise_the_uninterrupted_run(
     demo_data: Path,
@@ -175,7 +180,7 @@ def test_stopped_at_any_step_and_resumed_is_bitwise_the_uninterrupted_run(
     steps: int,
     stop_at: int,
 ) -> None:
-    common = ("--objective", objective, "--batch-size", batch, "--max-steps", str(steps))
+    common = ("--objective", *objective.split(), "--batch-size", batch, "--max-steps", str(steps))
     common += ("--epochs", "100", "--ckpt-every-steps", "4")
     if objective == "all":
         assert steps_per_epoch(demo_data, batch) == 12  # the premise of the stop steps
@@ -190,6 +195,26 @@ def test_stopped_at_any_step_and_resumed_is_bitwise_the_uninterrupted_run(
     assert f"resuming at step {stop_at}" in capsys.readouterr().out
     assert_same_params(straight, run)
     assert steps_logged(run) == list(range(1, steps + 1))  # each step once over both runs
+
+
+def test_bptt_pieces_carry_the_state_so_they_score_as_the_whole_recipes(demo_data: Path) -> None:
+    # An update a piece, but the state (and with --copy the words read) runs on between pieces:
+    # with a step too small to move the weights, the pieces' losses are the whole recipes'.
+    argv = ["--data", str(demo_data), "--run", "r", "--objective", "recipe", "--copy"]
+    argv += ["--optimizer", "sgd", "--lr", "1e-30", "--clip", "0", "--hidden", "16"]
+    cfg = parse_config(argv)
+    stream, starts = shards.load_split(demo_data, "train")
+    torch.manual_seed(0)
+    model = RecurrentLM(load_vocab(demo_data).n_words, cfg.model)
+    optimizer = make_optimizer(cfg, model)
+    world = World(0, 1, 0, torch.device("cpu"))
+    scores = {}
+    for bptt in (0, 16):
+        plan = RecipePlan(stream, starts, max_len=1024, batch_size=4, shuffle=False, bptt=bptt)
+        updates = plan.updates(0, 0)
+        assert (len(updates) > 1) == (bptt > 0)  # the premise: several pieces
+        scores[bptt] = train_step(cfg, model, model, optimizer, updates, world)
+    torch.testing.assert_close(scores[16], scores[0], rtol=1e-5, atol=1e-4)
 
 
 def test_a_checkpoint_that_calls_windows_done_window_resumes_exactly(
@@ -509,6 +534,7 @@ def test_bad_options_give_one_line(
         (["--data", str(tmp_path / "nope"), *base], "error:"),
         (["--data", str(demo_data), *base, "--optimizer", "adam2"], "error:"),
         (["--data", str(demo_data), *base, "--batch-size", "-4"], "error: --batch-size"),
+        (["--data", str(demo_data), *base, "--bptt", "16"], "error: --bptt cuts whole recipes"),
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -70,7 +70,7 @@ def project_training(data: str, device: str, sizes: Sizes, preset: str = "seed")
     world = World(0, 1, 0, dev)
     stats = step_rate(
         plan,
-        lambda batch: train_step(cfg, model, model, optimizer, batch, world),
+        lambda batch: train_step(cfg, model, model, optimizer, [batch], world),
         dev,
         sizes.train_steps,
         sizes.repeats,
