@@ -238,6 +238,30 @@ class Meeting:
         )
 
 
+# How long rank 0, which could not listen, waits for the other ranks to read why, at most, in
+# seconds; and how long it then gives them to print it.
+READERS_WAIT_S = 60.0
+READERS_GRACE_S = 1.0
+
+
+def read_mark(path: Path, rank: int) -> Path:
+    """The file by which `rank` tells rank 0 that it read rank 0's failure in `path`."""
+    return path.with_name(f"{path.name}.read-{rank}")
+
+
+def await_readers(path: Path, size: int) -> None:
+    """Wait until every other rank has read rank 0's failure in `path` (READERS_WAIT_S at
+    most): srun --kill-on-bad-exit ends every task once rank 0 exits, and a rank still starting
+    up would then end without its own error line."""
+    marks = [read_mark(path, rank) for rank in range(1, size)]
+    deadline = time.monotonic() + READERS_WAIT_S
+    while not all(m.exists() for m in marks) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    time.sleep(READERS_GRACE_S)
+    for mark in marks:
+        mark.unlink(missing_ok=True)
+
+
 def shared_store(directory: str | os.PathLike, meeting: Meeting) -> dist.Store:
     """The c10d store of a Slurm step, on a port rank 0 gets from the kernel (port 0: free, so
     no other job on the node can hold it) unless HPC_RNN_MASTER_PORT names one, published to
@@ -256,6 +280,7 @@ def shared_store(directory: str | os.PathLike, meeting: Meeting) -> dist.Store:
             )
         except dist.DistError as exc:
             publish(path, f"failed {first_line(exc)}")
+            await_readers(path, meeting.size)
             raise
         publish(path, f"{meeting.addr}:{store.port}")
         return store
@@ -270,6 +295,7 @@ def shared_store(directory: str | os.PathLike, meeting: Meeting) -> dist.Store:
         time.sleep(POLL_S)
     published = path.read_text().strip()
     if published.startswith("failed "):
+        publish(read_mark(path, meeting.rank), "")
         raise meeting.master_failed(published.removeprefix("failed "))
     host, _, port = published.rpartition(":")
     return dist.TCPStore(host, int(port), meeting.size, is_master=False, timeout=meeting.timeout)

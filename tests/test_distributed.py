@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +30,8 @@ from hpc_rnn.distributed import (
     process_started,
     publish,
     read_failure,
+    rendezvous_file,
+    shared_store,
     tasks_fit_gpus,
     watched,
 )
@@ -325,3 +328,36 @@ def test_a_rank_waiting_on_a_silent_port_ends_at_rank_0s_note_or_the_timeout() -
     assert watched(lambda: "store", MEETING, lambda: None) == "store"
     with pytest.raises(ZeroDivisionError):  # the connection's own error, in this thread
         watched(lambda: 1 / 0, MEETING, lambda: None)
+
+
+def test_rank_0_that_cannot_listen_waits_until_every_rank_has_read_why(tmp_path: Path) -> None:
+    # Under srun --kill-on-bad-exit, rank 0's exit ends every task: a rank still starting up
+    # when rank 0 fails must still read the reason and say it before rank 0 exits.
+    ended: dict[int, tuple[float, BaseException]] = {}
+
+    def rank(number: int, delay: float, port: int) -> None:
+        time.sleep(delay)
+        meeting = Meeting(number, 3, "127.0.0.1", port, 30.0, "HPC_RNN_MASTER_PORT")
+        try:
+            shared_store(tmp_path, meeting)
+        except Exception as exc:
+            ended[number] = (time.monotonic(), exc)
+
+    with socket.socket() as busy:  # another program's server on the port
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        threads = [
+            threading.Thread(target=rank, args=(r, delay, port))
+            for r, delay in ((0, 0.0), (1, 0.2), (2, 2.0))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert sorted(ended) == [0, 1, 2]
+    assert ended[0][0] > ended[2][0]  # rank 0 ended after the late rank had read why
+    for r in (1, 2):
+        assert isinstance(ended[r][1], UserError)
+        assert "rank 0 could not listen there" in str(ended[r][1]), ended[r][1]
+    assert [p.name for p in tmp_path.iterdir()] == [rendezvous_file(tmp_path).name]
