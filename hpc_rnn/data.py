@@ -56,14 +56,18 @@ class _EpochPlan:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Batch]]:
         """(position after the step, batch) for one epoch from position `start` on."""
-        for position in range(start, self.n_windows, self.global_batch):
-            yield min(position + self.global_batch, self.n_windows), self.batch(epoch, position)
+        for position, after in self._positions(start):
+            yield after, self.batch(epoch, position)
 
     def steps(self, epoch: int, start: int = 0) -> Iterator[tuple[int, list[Batch]]]:
         """(position after the step, its updates) for one epoch from position `start` on."""
-        for position in range(start, self.n_windows, self.global_batch):
-            after = min(position + self.global_batch, self.n_windows)
+        for position, after in self._positions(start):
             yield after, self.updates(epoch, position)
+
+    def _positions(self, start: int) -> Iterator[tuple[int, int]]:
+        """(position of the step, position after it) for the steps of an epoch from `start`."""
+        for position in range(start, self.n_windows, self.global_batch):
+            yield position, min(position + self.global_batch, self.n_windows)
 
 
 class WindowPlan(_EpochPlan):
@@ -214,9 +218,9 @@ class RecipePlan(_EpochPlan):
         return self._batch(self.order(epoch)[position : position + self.global_batch], False)
 
     def updates(self, epoch: int, position: int) -> list[Batch]:
-        step = self.order(epoch)[position : position + self.global_batch]
         if not self.bptt:
-            return [self._batch(step, False)]
+            return super().updates(epoch, position)
+        step = self.order(epoch)[position : position + self.global_batch]
         whole = self._batch(step, True)
         targets = self.length[step] - 1
         return [

@@ -334,6 +334,10 @@ def test_rank_0_that_cannot_listen_waits_until_every_rank_has_read_why(tmp_path:
     # Under srun --kill-on-bad-exit, rank 0's exit ends every task: a rank still starting up
     # when rank 0 fails must still read the reason and say it before rank 0 exits.
     ended: dict[int, tuple[float, BaseException]] = {}
+    # The run directory's own files: rank 0 removes the ranks' read marks and nothing else.
+    (tmp_path / "checkpoints" / "step-000000004").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step-000000004" / "state.pt").write_bytes(b"weights")
+    (tmp_path / "notes.txt").write_text("mine\n")
 
     def rank(number: int, delay: float, port: int) -> None:
         time.sleep(delay)
@@ -360,4 +364,7 @@ def test_rank_0_that_cannot_listen_waits_until_every_rank_has_read_why(tmp_path:
     for r in (1, 2):
         assert isinstance(ended[r][1], UserError)
         assert "rank 0 could not listen there" in str(ended[r][1]), ended[r][1]
-    assert [p.name for p in tmp_path.iterdir()] == [rendezvous_file(tmp_path).name]
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {rendezvous_file(tmp_path).name, "checkpoints", "notes.txt"}
+    assert (tmp_path / "checkpoints" / "step-000000004" / "state.pt").read_bytes() == b"weights"
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
