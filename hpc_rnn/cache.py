@@ -26,12 +26,19 @@ N_BIASES = 2
 
 
 def add_bias(
-    logits: torch.Tensor, scale: torch.Tensor, tokens: torch.Tensor, counts: torch.Tensor | None
+    logits: torch.Tensor,
+    scale: torch.Tensor,
+    tokens: torch.Tensor,
+    counts: torch.Tensor | None,
+    checklist: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`logits` ([B, T, V], or [B, V] for the last position only) plus the biases `scale`
     ([..., 2]: on words read, and on words read once) on the words of `tokens` [B, T] up to each
     position, `counts` (how often each was read before them) included; and the counts after
     `tokens` (`_read_counts`), the state's part that the next call takes.
+
+    With `checklist` (`items` [V, K], `effect` [K, V]), every logit also moves with what is
+    still unchecked: the K sums of `items` over the words read once so far, times `effect`.
 
     `logits` is changed in place: it is the output layer's fresh result, which that layer's
     backward does not keep."""
@@ -42,7 +49,8 @@ def add_bias(
     if last_only:
         logits, scale = logits[:, None], scale[:, None]
     first, second = _first_two_positions(tokens, counts, n_words)
-    if counts is None or steps > 1:
+    every_word = counts is not None and steps == 1
+    if not every_word:
         # Only the words read get a bias, so the masks below need only their columns: read from
         # nothing, the T tokens hold at most T words, [B, T, T] instead of [B, T, V] (a whole
         # recipe's are 30x smaller); after earlier pieces (--bptt), those pieces' words too.
@@ -62,6 +70,11 @@ def add_bias(
     once = read & (second.gather(1, words)[:, None] > at)
     bias = read * scale[..., :1] + once * scale[..., 1:]
     logits.scatter_add_(2, words[:, None].expand(-1, logits.shape[1], -1), bias)
+    if checklist is not None:
+        items, effect = checklist
+        # Every word is a column in generation's step: its rows need no gathering.
+        rows = items if every_word else items[words]
+        logits.add_(torch.matmul(once.to(items.dtype), rows) @ effect)
     return (logits[:, 0] if last_only else logits), after
 
 

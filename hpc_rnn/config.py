@@ -68,6 +68,11 @@ class ModelConfig:
         "those read once, its list's unchecked items (a neural cache, Grave et al. 2017, with a "
         "checklist), so that directions can name their own ingredients",
     )
+    checklist: int = opt(
+        0,
+        "with --copy, K learned sums over the words read once so far (what the list still has "
+        "unchecked) that move every logit, so that directions go on while items remain; 0: off",
+    )
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -77,6 +82,11 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.checklist < 0 or (self.checklist and not self.copy):
+            raise UserError(
+                f"--checklist counts the words the copy bias reads, so it needs --copy and a "
+                f"count of at least 0, got {self.checklist}"
+            )
 
 
 @dataclass
@@ -379,6 +389,14 @@ class GenerateConfig:
     layout: Literal["archive", "tokens"] = opt(
         "archive", "archive: files as the training archive writes recipes; tokens: token text"
     )
+    stick_to_list: bool = opt(
+        False,
+        "constrained decoding: once the ingredient list is written, never write a food word it "
+        "lacks (food words: the training corpus's ingredient lexicon; see --reference)",
+    )
+    reference: str = opt(
+        "", "with --stick-to-list: the corpus to derive food words from (default: the training one)"
+    )
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -416,6 +434,7 @@ class EvaluateConfig:
         "Meal-Master file, or 'val' for the run's validation recipes (Kiddon et al. 2016)",
     )
     given_limit: int = opt(0, "with --given: score only the first this many recipes (0: all)")
+    stick_to_list: bool = same_as(GenerateConfig, "stick_to_list")
     out: str = opt("", "also write the report as JSON to this file")
 
     def __post_init__(self) -> None:

@@ -117,12 +117,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         stream, starts = shards.load_split(data, cfg.split)
         report["heldout"] = {"source": f"{data} ({cfg.split})", **score(stream, starts)}
 
-    reference = cfg.reference or shards.read_manifest(data).get("corpus", "")
     if cfg.recipes or cfg.generate:
-        if not reference or not Path(reference).is_file():
-            raise UserError(
-                "the ingredient lexicon needs the training corpus: pass --reference CORPUS"
-            )
+        reference = shards.training_corpus(data, cfg.reference)
         lexicon = quality.lexicon_from_corpus(reference)
         if cfg.recipes:
             files = sorted(Path(cfg.recipes).glob("recipe-*.txt"))
@@ -135,7 +131,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         for context in cfg.contexts.split(",") if cfg.generate else ():
             started = time.perf_counter()
             sampling = config.Sampling(context=context, seed=cfg.seed)
-            words = generate.generate(model, vocab, sampling, n=cfg.generate)
+            stick_to = lexicon if cfg.stick_to_list else None
+            words = generate.generate(model, vocab, sampling, n=cfg.generate, stick_to=stick_to)
             seconds = time.perf_counter() - started
             texts = [generate.recipe_text(w) for w in words]
             report[f"generated_{context}"] = {
@@ -155,6 +152,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             reference=cfg.reference,
             limit=cfg.given_limit,
             device=cfg.device,
+            stick_to_list=cfg.stick_to_list,
         )
         # One report line per kind of directions: real (ceiling), another recipe's (floor),
         # the model's greedy and sampled ones.

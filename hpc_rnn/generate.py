@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from hpc_rnn import atomic, checkpoint, config, layout, prompt, text
+from hpc_rnn import atomic, checkpoint, config, layout, prompt, quality, shards, stick, text
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 from hpc_rnn.config import GenerateConfig, ModelConfig, Sampling
 from hpc_rnn.distributed import pick_device
@@ -62,15 +62,18 @@ def generate(
     n: int,
     prompt: str = "",
     unknown: str = "error",
+    stick_to: quality.IngredientLexicon | None = None,
 ) -> list[list[str]]:
     """`n` recipes as word lists, each its seed followed by at most `sampling.max_words` words.
 
     They are written on the model's device, in eval mode; the same arguments on the same kind
     of device give the same recipes. Words of `prompt` that the vocabulary lacks are handled as
-    `unknown` says (`prompt.known_words`).
+    `unknown` says (`prompt.known_words`). With `stick_to`, directions name no food word of that
+    lexicon that their list lacks (`hpc_rnn.stick`).
     """
     archive = layout.archive_of(vocab.index)
-    return [w.words for w in _generate(model, vocab, archive, sampling, n, prompt, unknown)]
+    written = _generate(model, vocab, archive, sampling, n, prompt, unknown, stick_to)
+    return [w.words for w in written]
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,15 @@ def complete(
     prompts: list[list[str]],
     sampling: Sampling,
     archive: layout.Archive | None,
+    stick_to: quality.IngredientLexicon | None = None,
 ) -> list[Written]:
     """One recipe per prompt: its words (all in the vocabulary) and at most
     `sampling.max_words` more, written on the model's device, in eval mode, ending as
-    `archive`'s recipes end (that of the model's vocabulary, `layout.archive_of`)."""
+    `archive`'s recipes end (that of the model's vocabulary, `layout.archive_of`); with
+    `stick_to`, as `generate` says."""
     ids = [[vocab.index[w] for w in p] for p in prompts]
     generator = _generator(model, sampling.seed)
-    return _from_seeds(model, vocab, ids, sampling, generator, archive)
+    return _from_seeds(model, vocab, ids, sampling, generator, archive, stick_to)
 
 
 def sample_next(
@@ -176,6 +181,11 @@ def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[Recurre
     return model.to(device).eval(), vocab, step_dir
 
 
+def trained_data(step_dir: Path) -> str:
+    """The data directory a checkpoint was trained on."""
+    return checkpoint.load(step_dir, "cpu")["config"]["data"]
+
+
 def run(cfg: GenerateConfig) -> str:
     """Generate and write the recipes of `cfg`; returns the summary line."""
     # A missing title or ingredient list is reported before the checkpoint is read, which can
@@ -187,14 +197,20 @@ def run(cfg: GenerateConfig) -> str:
     device = pick_device(cfg.device)
     model, vocab, step_dir = load_model(cfg.checkpoint, cfg.vocab, device)
     archive = layout.archive_of(vocab.index)
+    stick_to = None
+    if cfg.stick_to_list:
+        corpus = shards.training_corpus(cfg.vocab or trained_data(step_dir), cfg.reference)
+        stick_to = quality.lexicon_from_corpus(corpus)
     started = time.perf_counter()
     if asked is None:
         sampling = cfg.sampling()
-        recipes = _generate(model, vocab, archive, sampling, cfg.n, cfg.prompt, cfg.unknown)
+        recipes = _generate(
+            model, vocab, archive, sampling, cfg.n, cfg.prompt, cfg.unknown, stick_to
+        )
         titles: list[str] = [""] * len(recipes)
     else:
         prompts = _known_prompts(asked, vocab, cfg)
-        recipes = complete(model, vocab, prompts, cfg.sampling(), archive)
+        recipes = complete(model, vocab, prompts, cfg.sampling(), archive, stick_to)
         titles = [title for title, _ in asked]
     seconds = time.perf_counter() - started
     words = sum(len(r.words) for r in recipes)
@@ -354,11 +370,12 @@ def _generate(
     n: int,
     prompt_text: str,
     unknown: str,
+    stick_to: quality.IngredientLexicon | None,
 ) -> list[Written]:
     # The seeds' random titles come from the generator that then samples the words.
     generator = _generator(model, sampling.seed)
     seeds = _seeds(vocab, archive, _prompt_ids(vocab, prompt_text, unknown), n, generator)
-    return _from_seeds(model, vocab, seeds, sampling, generator, archive)
+    return _from_seeds(model, vocab, seeds, sampling, generator, archive, stick_to)
 
 
 def _generator(model: RecurrentLM, seed: int) -> torch.Generator:
@@ -372,6 +389,7 @@ def _from_seeds(
     sampling: Sampling,
     generator: torch.Generator,
     archive: layout.Archive | None,
+    stick_to: quality.IngredientLexicon | None,
 ) -> list[Written]:
     """One recipe per seed (word indices), in the seeds' order, ending as `archive`'s end.
 
@@ -383,6 +401,8 @@ def _from_seeds(
         return 0 if sampling.context == "carry" else min(len(seeds[i]), vocab.window)
 
     model.eval()
+    device = model.output.weight.device
+    guard = None if stick_to is None else stick.ListGuard(vocab, stick_to, archive, device)
     done: dict[int, Written] = {}
     with torch.inference_mode():
         for _, group in itertools.groupby(sorted(range(len(seeds)), key=key), key=key):
@@ -390,7 +410,7 @@ def _from_seeds(
             for start in range(0, len(rows), sampling.batch):
                 part = rows[start : start + sampling.batch]
                 written = _generate_batch(
-                    model, vocab, [seeds[i] for i in part], sampling, generator, archive
+                    model, vocab, [seeds[i] for i in part], sampling, generator, archive, guard
                 )
                 done.update(zip(part, written, strict=True))
     return [done[i] for i in range(len(seeds))]
@@ -403,12 +423,15 @@ def _generate_batch(
     sampling: Sampling,
     generator: torch.Generator,
     archive: layout.Archive | None,
+    guard: stick.ListGuard | None,
 ) -> list[Written]:
     """Recipes from `seeds`: word indices of any lengths in `carry` mode, of one window length
-    (min(len, window)) in `window` mode; they end as `archive`'s recipes end (`_recipe_end`)."""
+    (min(len, window)) in `window` mode; they end as `archive`'s recipes end (`_recipe_end`).
+    With `guard`, each recipe's words it bans get no probability once its list is closed."""
     device = model.output.weight.device
     n_seed = [len(s) for s in seeds]
     recipes = [vocab.decode(s) for s in seeds]
+    banned = [guard.banned(words) if guard else None for words in recipes]
     finished = [False] * len(seeds)
     live = list(range(len(recipes)))  # the recipe each batch row writes
     history = (
@@ -427,6 +450,9 @@ def _generate_batch(
         state = model.join_rows([st for _, st in starts])
     max_words = sampling.max_words
     for step in range(max_words):
+        if guard is not None and any(banned[r] is not None for r in live):
+            masks = [guard.open if banned[r] is None else banned[r] for r in live]
+            logits = logits.masked_fill(torch.stack(masks), -math.inf)
         nxt = sample_next(
             logits,
             temperature=sampling.temperature,
@@ -439,6 +465,8 @@ def _generate_batch(
             r = live[row]
             words = recipes[r]
             words.append(word)
+            if guard is not None and banned[r] is None and word == text.NEWLINE:
+                banned[r] = guard.banned(words)
             end = _recipe_end(words, n_seed[r], archive)
             if end is None:
                 keep.append(row)

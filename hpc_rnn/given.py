@@ -28,12 +28,9 @@ report counts them (`unknown_words`), so none goes unmentioned.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from hpc_rnn import checkpoint, generate, layout, preprocess, prompt, quality, shards
+from hpc_rnn import generate, layout, preprocess, prompt, quality, shards
 from hpc_rnn.cli import UserError
 from hpc_rnn.config import Sampling
 from hpc_rnn.distributed import pick_device
@@ -51,26 +48,22 @@ def score(
     reference: str = "",
     limit: int = 0,
     device: str = "auto",
+    stick_to_list: bool = False,
 ) -> dict[str, Any]:
     """The coverage and extra-ingredient figures of a checkpoint on the recipes of `held`.
 
     `held` is a MasterCook or Meal-Master file, or "val": the validation recipes of the run's
     own corpus. `data` overrides the run's data directory (vocabulary and manifest);
     `reference` the corpus the lexicon is built from (default: the one preprocessing read).
-    `limit` keeps the first that many recipes (0: all).
+    `limit` keeps the first that many recipes (0: all). `stick_to_list` writes with
+    constrained decoding (`hpc_rnn.stick`).
     """
     torch_device = pick_device(device)
     model, vocab, step_dir = generate.load_model(checkpoint_path, data, torch_device)
-    data_dir = data or _run_data(step_dir)
-    manifest = shards.read_manifest(data_dir)
-    reference = reference or manifest.get("corpus", "")
-    if not reference or not Path(reference).is_file():
-        raise UserError(
-            f"the ingredient lexicon needs the training corpus ({reference or 'not named'}): "
-            "pass --reference CORPUS"
-        )
+    data_dir = data or generate.trained_data(step_dir)
+    reference = shards.training_corpus(data_dir, reference)
     if held == VAL:
-        fraction = manifest["config"]["val_fraction"]
+        fraction = shards.read_manifest(data_dir)["config"]["val_fraction"]
         recipes = (
             r
             for i, r in enumerate(quality.iter_corpus(reference))
@@ -103,7 +96,8 @@ def score(
     if len(given) == 1:
         report["other_recipe"] = None  # one recipe has no other recipe
     for name, setting in (("greedy", replace(sampling, temperature=0.0)), ("sampled", sampling)):
-        written = generate.complete(model, vocab, prompts, setting, archive)
+        stick_to = lexicon if stick_to_list else None
+        written = generate.complete(model, vocab, prompts, setting, archive, stick_to)
         directions = [
             quality.parse_recipe(layout.render(w.words, archive)).directions for w in written
         ]
@@ -112,14 +106,9 @@ def score(
             "temperature": setting.temperature,
             "context": setting.context,
             "unfinished": sum(not w.finished for w in written),
+            "stick_to_list": stick_to_list,
         }
     return report
-
-
-def _run_data(step_dir: Path) -> str:
-    # The data directory the checkpoint was trained on (load_model read its vocabulary there).
-    state = torch.load(step_dir / checkpoint.STATE_FILE, map_location="cpu", weights_only=True)
-    return state["config"]["data"]
 
 
 def _readable(prompts: list[list[str]], vocab: Vocab) -> tuple[list[list[str]], int]:

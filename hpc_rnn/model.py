@@ -51,6 +51,9 @@ class RecurrentLM(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(cfg.hidden, n_words)
         self.copy_scale = nn.Linear(cfg.hidden, cache.N_BIASES) if cfg.copy else None
+        if cfg.checklist:
+            self.checklist_items = nn.Parameter(torch.empty(n_words, cfg.checklist))
+            self.checklist_effect = nn.Parameter(torch.empty(cfg.checklist, n_words))
         # The first layer's path: None picks by device; tests set True (fused) or False (loop).
         self._functional: bool | None = None
         self.reset_parameters()
@@ -60,6 +63,10 @@ class RecurrentLM(nn.Module):
         bound = 1.0 / math.sqrt(self.cfg.hidden)
         for p in (self.input_weight, self.input_bias, self.hidden_weight, self.hidden_bias):
             nn.init.uniform_(p, -bound, bound)
+        if self.cfg.checklist:
+            # No effect at first, and items of unequal weight so that the K sums learn apart.
+            nn.init.uniform_(self.checklist_items, 0.0, 0.1)
+            nn.init.zeros_(self.checklist_effect)
 
     def init_state(self, batch: int, device: torch.device | str) -> State:
         """The zero state a sequence starts from."""
@@ -99,7 +106,8 @@ class RecurrentLM(nn.Module):
         logits = self.output(out)
         if self.copy_scale is None:
             return logits, final
-        logits, counts = cache.add_bias(logits, self.copy_scale(out), tokens, counts)
+        checklist = (self.checklist_items, self.checklist_effect) if self.cfg.checklist else None
+        logits, counts = cache.add_bias(logits, self.copy_scale(out), tokens, counts, checklist)
         return logits, (final, counts)
 
     def select_rows(self, state: ModelState, rows: torch.Tensor) -> ModelState:

@@ -458,8 +458,12 @@ def ingredient_consistency(p: ParsedRecipe, lexicon: IngredientLexicon) -> float
     used = _keys(p.directions) & lexicon.keys
     if not used:
         return None
-    listed = set().union(*(_keys(name) for name in p.names))
-    return len(used & listed) / len(used)
+    return len(used & listed_keys(p.names)) / len(used)
+
+
+def listed_keys(names: list[str]) -> set[str]:
+    """The comparison keys (`singular`) of every word of the ingredient names of a list."""
+    return set().union(*(_keys(name) for name in names))
 
 
 def given_coverage(names: list[str], directions: str, lexicon: IngredientLexicon) -> float | None:
@@ -478,8 +482,7 @@ def given_coverage(names: list[str], directions: str, lexicon: IngredientLexicon
 
 def extra_ingredients(names: list[str], directions: str, lexicon: IngredientLexicon) -> int:
     """How many distinct food words the directions name that no listed ingredient's name has."""
-    listed = set().union(*(_keys(name) for name in names))
-    return len((_keys(directions) & lexicon.keys) - listed)
+    return len((_keys(directions) & lexicon.keys) - listed_keys(names))
 
 
 def consistency(text: str, lexicon: IngredientLexicon) -> float | None:

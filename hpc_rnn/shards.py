@@ -190,6 +190,20 @@ def write_manifest(directory: Path, shards: list[ShardInfo], **meta: object) -> 
     atomic.write_json(directory / MANIFEST_FILE, doc)
 
 
+def training_corpus(directory: str | os.PathLike, reference: str = "") -> str:
+    """`reference`, else the corpus file preprocessing read into data `directory`: the text the
+    ingredient lexicon is derived from. An error when it is not a file (moved, or not named)."""
+    path = reference
+    if not path and (Path(directory) / MANIFEST_FILE).is_file():
+        path = read_manifest(directory).get("corpus", "")
+    if not path or not Path(path).is_file():
+        raise UserError(
+            f"the ingredient lexicon needs the training corpus ({path or 'not named'}): "
+            "pass --reference CORPUS"
+        )
+    return path
+
+
 def read_manifest(directory: str | os.PathLike) -> dict:
     """The manifest of a data directory, its schema and every field readers rely on checked."""
     path = Path(directory) / MANIFEST_FILE

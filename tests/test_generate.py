@@ -15,7 +15,7 @@ from conftest import DEMO_RECIPES, DEMO_SEED, SMALL_TRAINING, run_in_repo, snaps
 from test_layout import MM_HEADER, meal_master
 from torch import nn
 
-from hpc_rnn import checkpoint, config, layout, prompt, text
+from hpc_rnn import checkpoint, config, layout, prompt, quality, text
 from hpc_rnn import generate as gen
 from hpc_rnn.config import ModelConfig, Sampling, TrainConfig
 from hpc_rnn.demo_corpus import END_LINE, EXPORT_LINE, TABLE_HEADER, TABLE_RULE, generate_recipes
@@ -489,6 +489,36 @@ def test_complete_keeps_each_recipes_title_and_list(tmp_path: Path) -> None:
         assert body.split("\n")[2].strip() == title
         head = DEMO[: DEMO.index("Mix the flour")].replace("Chocolate Cake", title)
         assert text.tokenize(body)[: row["prompt_words"]] == text.tokenize(head)
+
+
+def test_stick_to_list_writes_no_food_word_the_list_lacks(tmp_path: Path, capsys) -> None:
+    # A model that favours "butter" and "milk", which the cake's list lacks: sampled as it is,
+    # its directions name them; with the list to stick to, never, and the rest is unchanged.
+    vocab = _vocab(extra="Melt the butter in the milk.")
+    model = _model(vocab)
+    with torch.no_grad():
+        model.output.bias[[vocab.index["butter"], vocab.index["milk"]]] = 8.0
+    head = text.tokenize(DEMO[: DEMO.index("Mix the flour")])
+    lexicon = quality.IngredientLexicon.from_words(["flour", "sugar", "eggs", "butter", "milk"])
+    sampling = Sampling(max_words=40, seed=3)
+    for stick_to in (None, lexicon):
+        written = gen.complete(model, vocab, [head] * 6, sampling, None, stick_to)
+        named = {w for r in written for w in r.words[len(head) :]} & {"butter", "milk"}
+        assert named == (set() if stick_to else {"butter", "milk"})
+        assert all(r.words[: len(head)] == head for r in written)
+    run, _ = _run_dir(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(DEMO)
+    out = tmp_path / "stuck"
+    args = [*ASK, *FLOUR, *EGGS, "--stick-to-list", "--reference", str(corpus)]
+    assert _ask(run, out, *args, "--max-words", "80") == 0
+    row = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    assert row["settings"]["stick_to_list"] is True
+    capsys.readouterr()
+    assert _ask(run, tmp_path / "none", *ASK, *FLOUR, "--stick-to-list") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs the training corpus (not named)" in err[0], err
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize(

@@ -151,9 +151,10 @@ def test_unknown_cell_is_refused_by_the_config() -> None:
         ModelConfig(cell="rnn")
 
 
-def _copy_model(cell: str, layers: int = 1) -> RecurrentLM:
+def _copy_model(cell: str, layers: int = 1, checklist: int = 0) -> RecurrentLM:
     torch.manual_seed(0)
-    return RecurrentLM(N_WORDS, ModelConfig(cell=cell, hidden=16, layers=layers, copy=True))
+    cfg = ModelConfig(cell=cell, hidden=16, layers=layers, copy=True, checklist=checklist)
+    return RecurrentLM(N_WORDS, cfg)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -182,11 +183,41 @@ def test_copy_biases_fall_on_the_words_read_so_far_and_more_on_those_read_once(c
     assert torch.equal(last, logits[:, -1])
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_copy_state_carries_the_words_read_across_calls(cell: str) -> None:
+def test_checklist_moves_every_logit_by_what_is_read_once_so_far() -> None:
+    # Everything else zero: the logits at a position are the sum of `items` over the words read
+    # exactly once up to it, times `effect`. A word read a second time (an ingredient the
+    # directions used) leaves the sum.
+    model = _copy_model("lstm", checklist=2)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in (model.output.weight, model.output.bias, model.copy_scale.weight):
+            p.zero_()
+        model.copy_scale.bias.zero_()
+        model.checklist_items.copy_(torch.rand(N_WORDS, 2, generator=g))
+        model.checklist_effect.copy_(torch.randn(2, N_WORDS, generator=g))
+    tokens = _tokens(batch=3, steps=40)
+    logits, _ = model(tokens)
+    for b in range(3):
+        for t in range(40):
+            read = tokens[b, : t + 1].tolist()
+            once = [v for v in set(read) if read.count(v) == 1]
+            expected = model.checklist_items[once].sum(0) @ model.checklist_effect
+            torch.testing.assert_close(logits[b, t], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_checklist_needs_the_copy_bias() -> None:
+    with pytest.raises(UserError, match=r"--checklist .* needs --copy"):
+        ModelConfig(checklist=4)
+
+
+@pytest.mark.parametrize("cell, checklist", [("lstm", 0), ("gru", 0), ("lstm", 3)])
+def test_copy_state_carries_the_words_read_across_calls(cell: str, checklist: int) -> None:
     # Generation feeds a recipe a word at a time: the words read in earlier calls must keep
     # their bias, so pieces with the carried state give the logits of one call on the whole.
-    model = _copy_model(cell, layers=2).eval()
+    model = _copy_model(cell, layers=2, checklist=checklist).eval()
+    if checklist:
+        with torch.no_grad():
+            model.checklist_effect.normal_()
     tokens = _tokens(batch=3, steps=12)
     whole, _ = model(tokens)
     state = None
