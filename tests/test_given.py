@@ -86,6 +86,21 @@ def test_the_report_of_a_model_with_ceiling_and_floor(tiny_run: Path, tmp_path: 
         assert row["extra"] >= 0
 
 
+def test_sticking_to_the_list_brings_in_no_extra_ingredient(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    # The untrained model names food words at random, most of them not in the list; with
+    # --stick-to-list none that the list lacks, greedy or sampled.
+    held = tmp_path / "held.txt"
+    held.write_text("".join(generate_recipes(6, 11)))
+    sampling = Sampling(max_words=80)
+    free = given.score(str(tiny_run), str(held), sampling, device="cpu")
+    stuck = given.score(str(tiny_run), str(held), sampling, device="cpu", stick_to_list=True)
+    assert free["sampled"]["extra"] > 0 and not free["sampled"]["stick_to_list"]
+    for setting in ("greedy", "sampled"):
+        assert stuck[setting]["extra"] == 0 and stuck[setting]["stick_to_list"], stuck[setting]
+
+
 def test_the_runs_own_validation_recipes(tiny_run: Path) -> None:
     report = given.score(str(tiny_run), given.VAL, Sampling(max_words=20), limit=3, device="cpu")
     assert report["held"] == "val" and report["recipes"] == 3
