@@ -86,9 +86,7 @@ def test_the_report_of_a_model_with_ceiling_and_floor(tiny_run: Path, tmp_path: 
         assert row["extra"] >= 0
 
 
-def test_sticking_to_the_list_brings_in_no_extra_ingredient(
-    tiny_run: Path, tmp_path: Path
-) -> None:
+def test_sticking_to_the_list_brings_in_no_extra_ingredient(tiny_run: Path, tmp_path: Path) -> None:
     # The untrained model names food words at random, most of them not in the list; with
     # --stick-to-list none that the list lacks, greedy or sampled.
     held = tmp_path / "held.txt"
