@@ -27,7 +27,8 @@ file and writes new directions for each. Words the vocabulary lacks are named, n
 by default they are an error (`--unknown unk` reads them as `<unk>` where the vocabulary has
 it). Files are written in the layout of the archive the model learned (`hpc_rnn.layout`);
 `--layout tokens` writes the token text without header and end line. manifest.jsonl marks a
-recipe that reached `--max-words` before its end line `"finished": false`.
+recipe that reached `--max-words` before its end line `"finished": false`. `--stick-to-list`
+decodes under a constraint: once the list is written, no food word it lacks (`hpc_rnn.stick`).
 """
 
 from __future__ import annotations

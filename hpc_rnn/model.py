@@ -8,7 +8,8 @@ order and equations are PyTorch's, so weights copied from `nn.LSTM`/`nn.GRU` giv
 outputs; the softmax lives in the loss, the model returns logits.
 
 With `copy`, a reported variant beside the lecture's model, the words already read in the
-recipe get a learned bias (`hpc_rnn.cache`).
+recipe get a learned bias, and with `checklist` every logit moves with what the list still has
+unchecked (`hpc_rnn.cache`).
 """
 
 from __future__ import annotations
