@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hpc_rnn import atomic, checkpoint, config, generate, given, quality, shards, text
+from hpc_rnn import atomic, config, generate, given, quality, shards, text
 from hpc_rnn.cli import Parser, UserError, command_parser, run_main
 from hpc_rnn.config import EvaluateConfig, TrainConfig
 from hpc_rnn.data import RecipePlan
@@ -92,17 +92,16 @@ def heldout_scores(
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Held-out next-word metrics of a checkpoint, and the recipe scores of generated text."""
     device = pick_device(cfg.device)
-    model, vocab, step_dir = generate.load_model(cfg.checkpoint, cfg.data, device)
-    trained = checkpoint.load(step_dir, "cpu")["config"]
-    data = cfg.data or trained["data"]
+    trained = generate.load_model(cfg.checkpoint, cfg.data, device)
+    model, vocab, data = trained.model, trained.vocab, trained.data
     world = World(0, 1, 0, device)
-    report: dict[str, Any] = {"checkpoint": str(step_dir)}
+    report: dict[str, Any] = {"checkpoint": str(trained.step_dir)}
     score = partial(
         heldout_scores,
         model,
         window=vocab.window,
         cfg=cfg,
-        recipe_words=trained.get("recipe_words", TrainConfig.recipe_words),
+        recipe_words=trained.config.get("recipe_words", TrainConfig.recipe_words),
         world=world,
     )
     if cfg.corpus:
@@ -117,9 +116,10 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         stream, starts = shards.load_split(data, cfg.split)
         report["heldout"] = {"source": f"{data} ({cfg.split})", **score(stream, starts)}
 
-    if cfg.recipes or cfg.generate:
+    if cfg.recipes or cfg.generate or cfg.given:
         reference = shards.training_corpus(data, cfg.reference)
         lexicon = quality.lexicon_from_corpus(reference)
+    if cfg.recipes or cfg.generate:
         if cfg.recipes:
             files = sorted(Path(cfg.recipes).glob("recipe-*.txt"))
             if not files:
@@ -145,13 +145,12 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         }
     if cfg.given:
         scores = given.score(
-            cfg.checkpoint,
+            trained,
             cfg.given,
             config.Sampling(seed=cfg.seed),
-            data=cfg.data,
-            reference=cfg.reference,
+            reference=reference,
+            lexicon=lexicon,
             limit=cfg.given_limit,
-            device=cfg.device,
             stick_to_list=cfg.stick_to_list,
         )
         # One report line per kind of directions: real (ceiling), another recipe's (floor),

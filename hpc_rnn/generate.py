@@ -40,6 +40,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -149,8 +150,18 @@ def recipe_text(words: list[str]) -> str:
     return text.NEWLINE.join(lines).strip(text.NEWLINE) + text.NEWLINE
 
 
-def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[RecurrentLM, Vocab, Path]:
-    """The model of checkpoint `path`, its vocabulary, and its step directory.
+class Trained(NamedTuple):
+    """A checkpoint's model, ready to write, and what it was trained with."""
+
+    model: RecurrentLM
+    vocab: Vocab
+    step_dir: Path
+    config: dict  # the training config saved with the checkpoint
+    data: str  # the data directory its vocabulary was read from
+
+
+def load_model(path: str, vocab_dir: str, device: torch.device) -> Trained:
+    """The model of checkpoint `path`, its vocabulary, step directory and training config.
 
     `path` is a run directory (its newest checkpoint that loads), a step directory, or the
     state.pt inside one.
@@ -179,12 +190,7 @@ def load_model(path: str, vocab_dir: str, device: torch.device) -> tuple[Recurre
         )
     model = RecurrentLM(vocab.n_words, ModelConfig(**state["config"]["model"]))
     checkpoint.load_weights(model, state, step_dir)
-    return model.to(device).eval(), vocab, step_dir
-
-
-def trained_data(step_dir: Path) -> str:
-    """The data directory a checkpoint was trained on."""
-    return checkpoint.load(step_dir, "cpu")["config"]["data"]
+    return Trained(model.to(device).eval(), vocab, step_dir, state["config"], vocab_dir)
 
 
 def run(cfg: GenerateConfig) -> str:
@@ -196,11 +202,11 @@ def run(cfg: GenerateConfig) -> str:
     out = Path(cfg.out)
     _check_out(out, cfg.overwrite)
     device = pick_device(cfg.device)
-    model, vocab, step_dir = load_model(cfg.checkpoint, cfg.vocab, device)
+    model, vocab, step_dir, _, data = load_model(cfg.checkpoint, cfg.vocab, device)
     archive = layout.archive_of(vocab.index)
     stick_to = None
     if cfg.stick_to_list:
-        corpus = shards.training_corpus(cfg.vocab or trained_data(step_dir), cfg.reference)
+        corpus = shards.training_corpus(data, cfg.reference)
         stick_to = quality.lexicon_from_corpus(corpus)
     started = time.perf_counter()
     if asked is None:
@@ -432,7 +438,7 @@ def _generate_batch(
     device = model.output.weight.device
     n_seed = [len(s) for s in seeds]
     recipes = [vocab.decode(s) for s in seeds]
-    banned = [guard.banned(words) if guard else None for words in recipes]
+    bans = None if guard is None else stick.RowBans(guard, recipes)
     finished = [False] * len(seeds)
     live = list(range(len(recipes)))  # the recipe each batch row writes
     history = (
@@ -451,9 +457,8 @@ def _generate_batch(
         state = model.join_rows([st for _, st in starts])
     max_words = sampling.max_words
     for step in range(max_words):
-        if guard is not None and any(banned[r] is not None for r in live):
-            masks = [guard.open if banned[r] is None else banned[r] for r in live]
-            logits = logits.masked_fill(torch.stack(masks), -math.inf)
+        if bans is not None:
+            logits = logits.masked_fill(bans.mask, -math.inf)
         nxt = sample_next(
             logits,
             temperature=sampling.temperature,
@@ -466,8 +471,8 @@ def _generate_batch(
             r = live[row]
             words = recipes[r]
             words.append(word)
-            if guard is not None and banned[r] is None and word == text.NEWLINE:
-                banned[r] = guard.banned(words)
+            if bans is not None:
+                bans.saw(row, words)
             end = _recipe_end(words, n_seed[r], archive)
             if end is None:
                 keep.append(row)
@@ -484,6 +489,8 @@ def _generate_batch(
                 state = model.select_rows(state, rows)
             else:
                 history = history[rows]
+            if bans is not None:
+                bans.select(keep)
         if history is None:
             logits, state = model(nxt[:, None], state, last_only=True)
         else:

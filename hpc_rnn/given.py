@@ -1,7 +1,7 @@
 """Scores of directions written for a given title and ingredient list, as Kiddon, Zettlemoyer and
 Choi (EMNLP 2016, the neural checklist model) score them.
 
-    score(checkpoint, held) -> dict      # evaluate --given HELD.txt (or "val")
+    score(trained, held, ...) -> dict      # evaluate --given HELD.txt (or "val")
 
 Each held-out recipe's title and list become a prompt (`hpc_rnn.prompt`; a MasterCook recipe's
 own words up to its directions), the model writes the rest, and per recipe:
@@ -33,37 +33,31 @@ from typing import Any
 from hpc_rnn import generate, layout, preprocess, prompt, quality, shards
 from hpc_rnn.cli import UserError
 from hpc_rnn.config import Sampling
-from hpc_rnn.distributed import pick_device
 from hpc_rnn.vocab import UNK, Vocab
 
 VAL = "val"  # `held` that names the run's own validation recipes
 
 
 def score(
-    checkpoint_path: str,
+    trained: generate.Trained,
     held: str,
     sampling: Sampling,
     *,
-    data: str = "",
-    reference: str = "",
+    reference: str,
+    lexicon: quality.IngredientLexicon,
     limit: int = 0,
-    device: str = "auto",
     stick_to_list: bool = False,
 ) -> dict[str, Any]:
-    """The coverage and extra-ingredient figures of a checkpoint on the recipes of `held`.
+    """The coverage and extra-ingredient figures of a trained model on the recipes of `held`.
 
     `held` is a MasterCook or Meal-Master file, or "val": the validation recipes of the run's
-    own corpus. `data` overrides the run's data directory (vocabulary and manifest);
-    `reference` the corpus the lexicon is built from (default: the one preprocessing read).
+    own corpus, `reference` (`shards.training_corpus`). `lexicon` gives the food words.
     `limit` keeps the first that many recipes (0: all). `stick_to_list` writes with
     constrained decoding (`hpc_rnn.stick`).
     """
-    torch_device = pick_device(device)
-    model, vocab, step_dir = generate.load_model(checkpoint_path, data, torch_device)
-    data_dir = data or generate.trained_data(step_dir)
-    reference = shards.training_corpus(data_dir, reference)
+    model, vocab = trained.model, trained.vocab
     if held == VAL:
-        fraction = shards.read_manifest(data_dir)["config"]["val_fraction"]
+        fraction = shards.read_manifest(trained.data)["config"]["val_fraction"]
         recipes = (
             r
             for i, r in enumerate(quality.iter_corpus(reference))
@@ -78,10 +72,9 @@ def score(
     if not given:
         raise UserError(f"{held} holds no recipe with an ingredient list and directions")
     archive = prompt.archive_for(vocab)
-    lexicon = quality.lexicon_from_corpus(reference)
     prompts, unknown = _readable([g.words_in(archive) for g in given], vocab)
     report: dict[str, Any] = {
-        "checkpoint": str(step_dir),
+        "checkpoint": str(trained.step_dir),
         "held": held if held == VAL else str(held),
         "reference": reference,
         "recipes": len(given),

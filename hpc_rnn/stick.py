@@ -33,7 +33,7 @@ class ListGuard:
     ) -> None:
         self._archive = archive
         self._food = {i: quality.singular(w) for i, w in enumerate(vocab.words) if w in lexicon}
-        self.open = torch.zeros(len(vocab.words), dtype=torch.bool, device=device)
+        self._none = torch.zeros(len(vocab.words), dtype=torch.bool, device=device)
 
     def banned(self, words: list[str]) -> torch.Tensor | None:
         """[n_words] bool, True for the food words the recipe's own list lacks, once `words`
@@ -48,6 +48,33 @@ class ListGuard:
         if not recipe.names:
             return None
         listed = quality.listed_keys(recipe.names)
-        mask = self.open.clone()
+        mask = self._none.clone()
         mask[[i for i, key in self._food.items() if key not in listed]] = True
         return mask
+
+
+class RowBans:
+    """The words each row of a generation batch may no longer write, as one [rows, words] mask
+    kept beside the model's state: a row is set once, when its recipe's list closes, and rows
+    are selected as the state's are when recipes finish."""
+
+    def __init__(self, guard: ListGuard, recipes: list[list[str]]) -> None:
+        self._guard = guard
+        self.mask = guard._none.expand(len(recipes), -1).clone()
+        self._closed = [False] * len(recipes)
+        for row, words in enumerate(recipes):
+            self.saw(row, words)
+
+    def saw(self, row: int, words: list[str]) -> None:
+        """Row `row`'s recipe is now `words`."""
+        if self._closed[row] or words[-1:] != [text.NEWLINE]:
+            return
+        banned = self._guard.banned(words)
+        if banned is not None:
+            self.mask[row] = banned
+            self._closed[row] = True
+
+    def select(self, rows: list[int]) -> None:
+        """Keep rows `rows`, in that order."""
+        self.mask = self.mask[rows]
+        self._closed = [self._closed[row] for row in rows]

@@ -455,7 +455,7 @@ def test_generated_recipes_read_back_as_a_corpus_with_the_models_words(
     out = tmp_path / "recipes"
     assert _ask(run, out, "--n", "6", "--max-words", "60") == 0
     files = sorted(out.glob("recipe-*.txt"))
-    model, vocab, _ = gen.load_model(str(run), "", torch.device("cpu"))
+    model, vocab, *_ = gen.load_model(str(run), "", torch.device("cpu"))
     words = gen.generate(model, vocab, Sampling(max_words=60), n=6)
     for path, expected in zip(files, words, strict=True):
         assert path.read_text().startswith(EXPORT_LINE + "\n")
@@ -471,7 +471,7 @@ def test_generated_recipes_read_back_as_a_corpus_with_the_models_words(
 def test_layout_tokens_writes_the_token_text(tmp_path: Path) -> None:
     run, _ = _run_dir(tmp_path)
     assert _ask(run, tmp_path / "t", "--n", "2", "--max-words", "30", "--layout", "tokens") == 0
-    model, vocab, _ = gen.load_model(str(run), "", torch.device("cpu"))
+    model, vocab, *_ = gen.load_model(str(run), "", torch.device("cpu"))
     words = gen.generate(model, vocab, Sampling(max_words=30), n=2)
     assert (tmp_path / "t" / "recipe-0001.txt").read_text() == gen.recipe_text(words[0])
 

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import run_in_repo
 
-from hpc_rnn import checkpoint, config, given, quality
+from hpc_rnn import checkpoint, config, generate, given, quality, shards
 from hpc_rnn.config import ModelConfig, Sampling, TrainConfig
 from hpc_rnn.demo_corpus import generate_recipes
 from hpc_rnn.model import RecurrentLM
@@ -69,10 +70,18 @@ def tiny_run(demo_data: Path, tmp_path: Path) -> Path:
     return run
 
 
+def _score(run: Path, held: str, sampling: Sampling, **options) -> dict:
+    """given.score as `evaluate --given` calls it, with the run's own corpus as reference."""
+    trained = generate.load_model(str(run), "", torch.device("cpu"))
+    reference = shards.training_corpus(trained.data, "")
+    lexicon = quality.lexicon_from_corpus(reference)
+    return given.score(trained, held, sampling, reference=reference, lexicon=lexicon, **options)
+
+
 def test_the_report_of_a_model_with_ceiling_and_floor(tiny_run: Path, tmp_path: Path) -> None:
     held = tmp_path / "held.txt"
     held.write_text("".join(generate_recipes(6, 11)))
-    report = given.score(str(tiny_run), str(held), Sampling(max_words=40), device="cpu")
+    report = _score(tiny_run, str(held), Sampling(max_words=40))
     assert report["recipes"] == 6
     # The demo corpus's directions name only listed ingredients (its generator's rule).
     assert report["real"]["extra"] == 0
@@ -92,15 +101,15 @@ def test_sticking_to_the_list_brings_in_no_extra_ingredient(tiny_run: Path, tmp_
     held = tmp_path / "held.txt"
     held.write_text("".join(generate_recipes(6, 11)))
     sampling = Sampling(max_words=80)
-    free = given.score(str(tiny_run), str(held), sampling, device="cpu")
-    stuck = given.score(str(tiny_run), str(held), sampling, device="cpu", stick_to_list=True)
+    free = _score(tiny_run, str(held), sampling)
+    stuck = _score(tiny_run, str(held), sampling, stick_to_list=True)
     assert free["sampled"]["extra"] > 0 and not free["sampled"]["stick_to_list"]
     for setting in ("greedy", "sampled"):
         assert stuck[setting]["extra"] == 0 and stuck[setting]["stick_to_list"], stuck[setting]
 
 
 def test_the_runs_own_validation_recipes(tiny_run: Path) -> None:
-    report = given.score(str(tiny_run), given.VAL, Sampling(max_words=20), limit=3, device="cpu")
+    report = _score(tiny_run, given.VAL, Sampling(max_words=20), limit=3)
     assert report["held"] == "val" and report["recipes"] == 3
     assert report["unknown_words"] >= 0 and report["lexicon_words"] > 20
 
