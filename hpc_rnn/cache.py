@@ -48,9 +48,15 @@ def add_bias(
     last_only = logits.dim() == 2
     if last_only:
         logits, scale = logits[:, None], scale[:, None]
-    first, second = _first_two_positions(tokens, counts, n_words)
-    every_word = counts is not None and steps == 1
-    if not every_word:
+    if counts is not None and steps == 1:
+        # Generation's step of one token: a word's bias follows from its count after that token
+        # (0, 1 or 2: none, both biases, the first), so no positions to find, no columns to pick.
+        on_read, on_once = scale[..., :1], scale[..., 1:]
+        by_count = torch.cat([torch.zeros_like(on_read), on_read + on_once, on_read], dim=-1)
+        logits.add_(by_count.gather(2, after[:, None].long()))
+        words = None
+    else:
+        first, second = _first_two_positions(tokens, counts, n_words)
         # Only the words read get a bias, so the masks below need only their columns: read from
         # nothing, the T tokens hold at most T words, [B, T, T] instead of [B, T, V] (a whole
         # recipe's are 30x smaller); after earlier pieces (--bptt), those pieces' words too.
@@ -59,21 +65,19 @@ def add_bias(
         width = min(steps, n_words) if counts is None else int(read_by_end.sum(1).max())
         words = read_by_end.to(torch.uint8).argsort(dim=1, descending=True, stable=True)
         words = words[:, :width]
-    else:
-        # Generation's step of one token: every word is a column, and sorting them would cost a
-        # sixth of the step.
-        words = torch.arange(n_words, device=tokens.device).expand(tokens.shape[0], -1)
-    at = torch.arange(steps - logits.shape[1], steps, device=tokens.device)[None, :, None]
-    # Word v is read at position t once its first position is at most t, and read once until
-    # its second position.
-    read = first.gather(1, words)[:, None] <= at
-    once = read & (second.gather(1, words)[:, None] > at)
-    bias = read * scale[..., :1] + once * scale[..., 1:]
-    logits.scatter_add_(2, words[:, None].expand(-1, logits.shape[1], -1), bias)
+        at = torch.arange(steps - logits.shape[1], steps, device=tokens.device)[None, :, None]
+        # Word v is read at position t once its first position is at most t, and read once
+        # until its second position.
+        read = first.gather(1, words)[:, None] <= at
+        once = read & (second.gather(1, words)[:, None] > at)
+        bias = read * scale[..., :1] + once * scale[..., 1:]
+        logits.scatter_add_(2, words[:, None].expand(-1, logits.shape[1], -1), bias)
     if checklist is not None:
         items, effect = checklist
-        # Every word is a column in generation's step: its rows need no gathering.
-        rows = items if every_word else items[words]
+        if words is None:
+            once, rows = (after == 1)[:, None], items
+        else:
+            rows = items[words]
         logits.add_(torch.matmul(once.to(items.dtype), rows) @ effect)
     return (logits[:, 0] if last_only else logits), after
 
@@ -81,6 +85,12 @@ def add_bias(
 def _read_counts(tokens: torch.Tensor, counts: torch.Tensor | None, n_words: int) -> torch.Tensor:
     """[B, n_words] uint8: how often each word was read by the end of `tokens`, those `counts`
     before included, saturating at 2."""
+    if counts is not None and tokens.shape[1] == 1:
+        # Generation's step: one word a row changes, so copy the counts and set that one.
+        rows, word = torch.arange(len(tokens), device=tokens.device), tokens[:, 0]
+        after = counts.clone()
+        after[rows, word] = (counts[rows, word] + 1).clamp_(max=2)
+        return after
     seen = torch.zeros(tokens.shape[0], n_words, dtype=torch.long, device=tokens.device)
     seen.scatter_add_(1, tokens, torch.ones_like(tokens))
     if counts is not None:

@@ -226,6 +226,13 @@ def test_copy_state_carries_the_words_read_across_calls(cell: str, checklist: in
         out, state = model(chunk, state)
         pieces.append(out)
     torch.testing.assert_close(torch.cat(pieces, 1), whole, rtol=1e-5, atol=1e-6)
+    # And as generation calls it: one word a call, the last position's logits only.
+    state = None
+    steps = []
+    for t in range(tokens.shape[1]):
+        out, state = model(tokens[:, t : t + 1], state, last_only=True)
+        steps.append(out)
+    torch.testing.assert_close(torch.stack(steps, 1), whole, rtol=1e-5, atol=1e-6)
     # Rows selected and joined as generation does keep their own words read.
     picked = model.select_rows(state, torch.tensor([2, 0]))
     joined = model.join_rows([model.select_rows(state, torch.tensor([r])) for r in (2, 0)])
