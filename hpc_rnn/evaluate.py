@@ -130,7 +130,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             }
         for context in cfg.contexts.split(",") if cfg.generate else ():
             started = time.perf_counter()
-            sampling = config.Sampling(context=context, seed=cfg.seed)
+            sampling = cfg.sampling(context)
             stick_to = lexicon if cfg.stick_to_list else None
             words = generate.generate(model, vocab, sampling, n=cfg.generate, stick_to=stick_to)
             seconds = time.perf_counter() - started
@@ -147,7 +147,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         scores = given.score(
             trained,
             cfg.given,
-            config.Sampling(seed=cfg.seed),
+            cfg.sampling(),
             reference=reference,
             lexicon=lexicon,
             limit=cfg.given_limit,

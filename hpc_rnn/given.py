@@ -11,9 +11,9 @@ own words up to its directions), the model writes the rest, and per recipe:
 - extra: the food words the directions name that the list lacks (`quality.extra_ingredients`).
 
 Both are means over the recipes, for two settings of the model: `greedy` (temperature 0, the
-likeliest word every step) and `sampled` (the `Sampling` given; by default temperature 0.8,
-seeded). Beside them the same figures for the recipes' real directions (`real`, the ceiling)
-and for each recipe's list paired with the next recipe's directions (`other_recipe`, the floor).
+likeliest word every step) and `sampled` (the `Sampling` given, seeded). Beside them the same
+figures for the recipes' real directions (`real`, the ceiling) and for each recipe's list paired
+with the next recipe's directions (`other_recipe`, the floor).
 
 Food words are the ingredient lexicon of the training corpus (`quality.IngredientLexicon`): the
 words of its ingredient column, without amounts, measures and `-- preparation`, less stop,

@@ -2,8 +2,8 @@
 # Write recipes from the newest checkpoint of a training run, one file per recipe.
 #
 #   RUN=runs/train OUT=recipes N=50 sbatch jobs/generate.sh
-#   PROMPT="chocolate cake" GENERATE_ARGS="--temperature 0.7" sbatch jobs/generate.sh
-#   sbatch jobs/generate.sh --temperature 0.7 --prompt "chocolate cake"   # flags after the name
+#   PROMPT="chocolate cake" GENERATE_ARGS="--temperature 0.9" sbatch jobs/generate.sh
+#   sbatch jobs/generate.sh --temperature 0.9 --prompt "chocolate cake"   # flags after the name
 #   TITLE="Lemon Chicken" INGREDIENTS=list.txt sbatch jobs/generate.sh     # ask for a recipe
 #   COMPLETE=held.txt sbatch jobs/generate.sh     # new directions for every recipe of a file
 #

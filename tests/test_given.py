@@ -87,7 +87,7 @@ def test_the_report_of_a_model_with_ceiling_and_floor(tiny_run: Path, tmp_path: 
     assert report["real"]["extra"] == 0
     assert report["real"]["coverage"] > report["other_recipe"]["coverage"]
     assert report["other_recipe"]["extra"] > 0
-    for setting, temperature in (("greedy", 0.0), ("sampled", 0.8)):
+    for setting, temperature in (("greedy", 0.0), ("sampled", Sampling().temperature)):
         row = report[setting]
         assert row["temperature"] == temperature
         assert 0 <= row["unfinished"] <= 6
@@ -128,6 +128,8 @@ def test_evaluate_given_reports_ceiling_floor_and_the_model(tiny_run: Path) -> N
             "3",
             "--windows",
             "50",
+            "--temperature",
+            "0.9",
         ],
         timeout=300,
     )
@@ -135,7 +137,19 @@ def test_evaluate_given_reports_ceiling_floor_and_the_model(tiny_run: Path) -> N
     lines = {line.split(":", 1)[0]: line for line in proc.stdout.splitlines() if ": {" in line}
     for kind in ("given_real", "given_other_recipe", "given_greedy", "given_sampled"):
         assert '"coverage"' in lines[kind] and '"extra"' in lines[kind]
+    assert json.loads(lines["given_sampled"].split(": ", 1)[1])["temperature"] == 0.9
     # The recipes' own directions name more of their list than another recipe's do.
     real = json.loads(lines["given_real"].split(": ", 1)[1])
     floor = json.loads(lines["given_other_recipe"].split(": ", 1)[1])
     assert real["coverage"] > floor["coverage"] and real["extra"] < floor["extra"]
+
+
+def test_evaluate_refuses_a_bad_temperature_before_reading_anything(tmp_path: Path) -> None:
+    proc = run_in_repo(
+        [sys.executable, "-m", "hpc_rnn.evaluate", "--checkpoint", tmp_path, "--temperature", "-1"],
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: --temperature must be 0 (argmax) or positive, got -1.0"
+    ]
