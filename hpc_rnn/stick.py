@@ -33,7 +33,7 @@ class ListGuard:
     ) -> None:
         self._archive = archive
         self._food = {i: quality.singular(w) for i, w in enumerate(vocab.words) if w in lexicon}
-        self._none = torch.zeros(len(vocab.words), dtype=torch.bool, device=device)
+        self.none = torch.zeros(len(vocab.words), dtype=torch.bool, device=device)  # no ban
 
     def banned(self, words: list[str]) -> torch.Tensor | None:
         """[n_words] bool, True for the food words the recipe's own list lacks, once `words`
@@ -48,7 +48,7 @@ class ListGuard:
         if not recipe.names:
             return None
         listed = quality.listed_keys(recipe.names)
-        mask = self._none.clone()
+        mask = self.none.clone()
         mask[[i for i, key in self._food.items() if key not in listed]] = True
         return mask
 
@@ -60,7 +60,7 @@ class RowBans:
 
     def __init__(self, guard: ListGuard, recipes: list[list[str]]) -> None:
         self._guard = guard
-        self.mask = guard._none.expand(len(recipes), -1).clone()
+        self.mask = guard.none.expand(len(recipes), -1).clone()
         self._closed = [False] * len(recipes)
         for row, words in enumerate(recipes):
             self.saw(row, words)
